@@ -1,0 +1,79 @@
+"""The MongoDB contract: collection names, their indexes, and how to connect.
+
+Writers (the Dagster assets) and readers (the web app, the online updater) both go through
+these names, so a collection is renamed in one place only. Document shapes are described
+in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, HASHED, IndexModel, MongoClient
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from recsys_core.settings import Settings
+
+Document = dict[str, Any]
+
+REVIEWS = "reviews"
+PRODUCTS = "products"
+QUARANTINE = "quarantine"
+RECOMMENDATIONS = "recommendations"
+POPULAR = "popular"
+ITEM_FACTORS = "item_factors"
+INTERACTIONS = "interactions"
+USERS = "users"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    # asin is the partition key: hashed, so that a sharded cluster spreads it evenly.
+    REVIEWS: [
+        IndexModel([("asin", HASHED)], name="asin_hashed"),
+        IndexModel([("reviewerID", ASCENDING)], name="reviewerID"),
+        IndexModel([("category", ASCENDING)], name="category"),
+    ],
+    PRODUCTS: [
+        IndexModel([("asin", HASHED)], name="asin_hashed"),
+        IndexModel([("source_category", ASCENDING)], name="source_category"),
+    ],
+    QUARANTINE: [
+        IndexModel([("category", ASCENDING), ("reason", ASCENDING)], name="category_reason"),
+        IndexModel([("source_file", ASCENDING), ("line_number", ASCENDING)], name="source_line"),
+    ],
+    POPULAR: [IndexModel([("category", ASCENDING), ("rank", ASCENDING)], name="category_rank")],
+    INTERACTIONS: [IndexModel([("reviewerID", ASCENDING), ("ts", DESCENDING)], name="reviewer_ts")],
+    USERS: [IndexModel([("email", ASCENDING)], name="email_unique", unique=True)],
+}
+
+# Collections sharded on hashed asin when the target is a sharded cluster.
+SHARDED_ON_ASIN = (REVIEWS, PRODUCTS)
+
+
+def connect(settings: Settings, timeout_ms: int = 5000) -> MongoClient[Document]:
+    return MongoClient(settings.effective_mongo_uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+
+
+def database(client: MongoClient[Document], settings: Settings) -> Database[Document]:
+    return client[settings.mongo_db]
+
+
+def ensure_collection(db: Database[Document], name: str) -> None:
+    """Create ``name`` with its contract indexes, and shard it on hashed asin on a sharded cluster."""
+    if name not in db.list_collection_names():
+        db.create_collection(name)
+    if INDEXES.get(name):
+        db[name].create_indexes(INDEXES[name])
+    if name in SHARDED_ON_ASIN and is_sharded_cluster(db):
+        admin = db.client.admin
+        try:
+            admin.command("enableSharding", db.name)
+        except OperationFailure as exc:
+            if exc.code != 23:  # AlreadyInitialized
+                raise
+        admin.command("shardCollection", f"{db.name}.{name}", key={"asin": "hashed"})
+
+
+def is_sharded_cluster(db: Database[Document]) -> bool:
+    """A mongos answers hello with msg == 'isdbgrid'."""
+    return db.client.admin.command("hello").get("msg") == "isdbgrid"

@@ -1,0 +1,79 @@
+"""The one configuration surface: every knob is a ``RECSYS_*`` environment variable.
+
+Leaving ``RECSYS_MONGO_URI`` or ``RECSYS_KAFKA_BOOTSTRAP_SERVERS`` unset means "use the
+local service that ``recsys services up`` manages"; setting them points the whole project
+at your own MongoDB or Kafka, and nothing is started.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".recsys",
+        description="Project-local folder for service data, logs, jars and generated data.",
+    )
+
+    mongo_uri: str | None = Field(default=None, description="Your own MongoDB; unset = managed mongod.")
+    mongo_db: str = "recsys"
+    mongo_port: int = Field(default=27217, description="Port of the managed mongod.")
+    mongo_replica_set: str = "rs0"
+
+    kafka_bootstrap_servers: str | None = Field(default=None, description="Your own Kafka; unset = managed broker.")
+    kafka_port: int = Field(default=19092, description="Client port of the managed broker.")
+    kafka_controller_port: int = Field(default=19093, description="KRaft controller port of the managed broker.")
+    topic_recommendations: str = "recommendations"
+    topic_interactions: str = "interactions"
+    topic_partitions: int = 3
+
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    spark_shuffle_partitions: int = 8
+
+    data_dir: Path | None = Field(
+        default=None, description="Folder of review and meta files; unset = <state_dir>/data/generated."
+    )
+
+    @property
+    def mongo_managed(self) -> bool:
+        return self.mongo_uri is None
+
+    @property
+    def kafka_managed(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def effective_mongo_uri(self) -> str:
+        if self.mongo_uri is not None:
+            return self.mongo_uri
+        return f"mongodb://127.0.0.1:{self.mongo_port}/?replicaSet={self.mongo_replica_set}&directConnection=true"
+
+    @property
+    def effective_kafka_bootstrap(self) -> str:
+        if self.kafka_bootstrap_servers is not None:
+            return self.kafka_bootstrap_servers
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def effective_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.state_dir / "data" / "generated"
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic_recommendations, self.topic_interactions]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

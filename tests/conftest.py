@@ -1,0 +1,80 @@
+"""Test session set-up: real MongoDB and Kafka (started here if not configured), real Spark.
+
+The test services live in their own state folder and ports, apart from the demo's, so a
+test run never touches demo data. Set RECSYS_MONGO_URI / RECSYS_KAFKA_BOOTSTRAP_SERVERS to
+test against your own servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recsys_core.settings import PROJECT_ROOT
+
+# Set before anything reads settings, so every get_settings() in the process sees the test values.
+os.environ.setdefault("RECSYS_STATE_DIR", str(PROJECT_ROOT / ".recsys-test"))
+os.environ.setdefault("RECSYS_MONGO_PORT", "27317")
+os.environ.setdefault("RECSYS_KAFKA_PORT", "19192")
+os.environ.setdefault("RECSYS_KAFKA_CONTROLLER_PORT", "19193")
+os.environ.setdefault("RECSYS_MONGO_DB", "recsys_test")
+os.environ.setdefault("RECSYS_SPARK_MASTER", "local[2]")
+os.environ.setdefault("RECSYS_SPARK_SHUFFLE_PARTITIONS", "4")
+
+from pymongo.database import Database
+from pyspark.sql import SparkSession
+
+from recsys_assets.spark import spark_config
+from recsys_core import mongo, services
+from recsys_core.settings import Settings, get_settings
+
+REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "amazon2018"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def running_services(settings: Settings) -> Iterator[Settings]:
+    """Start mongod and Kafka for the session (or check the configured ones); stop what we started."""
+    already_up = all(s.reachable for s in services.status(settings))
+    services.up(settings)
+    yield settings
+    if not already_up and not os.environ.get("RECSYS_KEEP_SERVICES"):
+        services.down(settings)
+
+
+@pytest.fixture
+def db(running_services: Settings) -> Iterator[Database[mongo.Document]]:
+    """A clean test database for one test."""
+    client = mongo.connect(running_services)
+    client.drop_database(running_services.mongo_db)
+    yield mongo.database(client, running_services)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The Amazon 2018 files; absent only in a user's own clone (CI checks they are there)."""
+    if not REAL_DATA_DIR.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the real data in {REAL_DATA_DIR}")
+        pytest.skip(f"real Amazon 2018 files not found at {REAL_DATA_DIR} (a clone without ../shared)")
+    return REAL_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def spark(running_services: Settings) -> Iterator[SparkSession]:
+    """One local Spark session for the whole test run, configured as the assets configure theirs."""
+    builder = SparkSession.builder
+    for key, value in spark_config(running_services).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
