@@ -1,0 +1,60 @@
+"""The Flask web app: sign-in, a user's top 5, the popular fallback, a live stream, a JSON API.
+
+It reads only what the model pipeline published in MongoDB (recommendations, popular,
+products), keeps its accounts in ``users``, and talks Kafka on the ``recommendations`` topic.
+It imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+
+from recsys_core.settings import get_settings
+from recsys_web import api, auth, csrf, errors, inputs, pages, stream
+from recsys_web.config import default_config, instance_secret_key
+from recsys_web.resources import Resources
+
+# Scripts and styles only from our own files, so even markup that slipped into a page cannot
+# run; images may come from the product data's hosts.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' https: http: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    settings = get_settings()
+    app = Flask(__name__, instance_path=str(settings.state_dir / "web"))
+    app.config.from_mapping(default_config(settings))
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+
+    app.extensions["recsys"] = Resources(app.config)
+    app.before_request(inputs.refuse_operator_names)
+    csrf.init_app(app)
+    errors.init_app(app)
+    app.after_request(_security_headers)
+    app.add_template_filter(_when, "when")
+    for blueprint in (auth.bp, pages.bp, api.bp, stream.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def _when(value: datetime | None) -> str:
+    return "unknown" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")

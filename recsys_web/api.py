@@ -1,0 +1,70 @@
+"""The JSON API and the health check.
+
+Access rule, the same as the pages': a reviewer's recommendations are that reviewer's data,
+so ``/api/v1/recommendations/<reviewerID>`` needs a login and answers only for the reviewerID
+linked to the caller's account (401 without a login, 403 for any other reviewerID). The
+popular lists and ``/healthz`` hold nothing personal and are public.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from flask.typing import ResponseReturnValue
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import Forbidden, NotFound
+
+from recsys_web import inputs
+from recsys_web.auth import logged_in_user, login_required
+from recsys_web.db import get_db
+from recsys_web.recommendations import load_popular, serve
+from recsys_web.resources import resources
+
+bp = Blueprint("api", __name__)
+
+
+@bp.route("/api/v1/recommendations/<reviewer_id>")
+@login_required
+def recommendations(reviewer_id: str) -> ResponseReturnValue:
+    reviewer = inputs.reviewer_id(reviewer_id)
+    if reviewer != logged_in_user().get("reviewerID"):
+        raise Forbidden("You can read only the recommendations of the reviewerID linked to your account.")
+    db = get_db()
+    top = serve(db, resources().publisher(), reviewer)
+    if top is not None:
+        return top.to_json()
+    popular = load_popular(db, inputs.OVERALL)
+    body = popular.to_json() if popular else {"items": [], "model_version": None, "updated_at": None}
+    return {**body, "reviewerID": reviewer, "fallback": True}
+
+
+@bp.route("/api/v1/popular")
+def popular() -> ResponseReturnValue:
+    category = inputs.category(request.args.get("category"))
+    found = load_popular(get_db(), category)
+    if found is None:
+        raise NotFound(f"No popular list is published for category {category!r}.")
+    return found.to_json()
+
+
+@bp.route("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Reachability of MongoDB and Kafka (503 unless both answer), and the app's counters."""
+    res = resources()
+    timeout_s = current_app.config["KAFKA_TIMEOUT_S"]
+    try:
+        get_db().client.admin.command("ping")
+        mongo_up = True
+    except PyMongoError:
+        mongo_up = False
+    publisher = res.publisher()
+    body: dict[str, Any] = {
+        "mongo": "up" if mongo_up else "down",
+        "kafka": "up" if publisher.reachable(timeout_s) else "down",
+        "kafka_messages": publisher.counts(),
+        "streams": {"open": res.streams.current, "opened_total": res.streams.total},
+    }
+    healthy = body["mongo"] == body["kafka"] == "up"
+    body["status"] = "ok" if healthy else "degraded"
+    return body, 200 if healthy else 503

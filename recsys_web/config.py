@@ -1,0 +1,69 @@
+"""The app's configuration: defaults taken from the RECSYS_* settings, overridable per app.
+
+``create_app(test_config)`` replaces any of these keys; a deployment may put the same keys in
+``<state_dir>/web/config.py`` (Flask's instance folder), e.g. ``SESSION_COOKIE_SECURE = True``
+behind HTTPS.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from recsys_core.settings import Settings
+
+
+def default_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "MONGO_URI": settings.effective_mongo_uri,
+        "MONGO_DB": settings.mongo_db,
+        # Short, so a page says "database unavailable" quickly instead of hanging a worker thread.
+        "MONGO_TIMEOUT_MS": 3000,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.effective_kafka_bootstrap,
+        "TOPIC_RECOMMENDATIONS": settings.topic_recommendations,
+        # How long librdkafka retries a message before its delivery callback reports failure.
+        "KAFKA_MESSAGE_TIMEOUT_MS": 10_000,
+        # Bound on metadata calls (health check, stream start-up).
+        "KAFKA_TIMEOUT_S": 3.0,
+        "STREAM_HEARTBEAT_S": 15.0,
+        # A stream ends after this long; the browser reconnects with Last-Event-ID, and the
+        # session is checked again (so a logout ends live updates within this window).
+        "STREAM_MAX_S": 300.0,
+        # Each open stream holds one worker thread: cap them so pages keep threads to run on.
+        "STREAM_MAX_OPEN": 6,
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_LOCKOUT_S": 15 * 60,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Off for plain-http localhost; turn on behind HTTPS.
+        "SESSION_COOKIE_SECURE": False,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+        # Forms and JSON bodies are tiny; refuse anything large before parsing it.
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+    }
+
+
+def instance_secret_key(instance_path: Path) -> str:
+    """The session signing key, generated once and kept in the instance folder.
+
+    Kept on disk (mode 0600) rather than generated per process, so that sessions survive a
+    restart and every gunicorn worker signs with the same key.
+    """
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        # Write aside, then link into place: atomic, and the first of racing workers wins.
+        tmp = instance_path / f".secret_key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return key_file.read_text().strip()

@@ -1,0 +1,82 @@
+"""Producing every served top-5 to the ``recommendations`` topic, without ever failing a page.
+
+``produce()`` only queues the message; librdkafka delivers it in the background and reports
+the outcome to a delivery callback, which runs in whichever thread calls ``poll()``. A small
+daemon thread polls, so outcomes are counted even when no request is running. A broker that
+is down therefore costs the page nothing: the failure arrives later, in the callback, and is
+logged and counted (``/healthz`` shows the counts).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from recsys_core.messages import RecommendationEvent
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(self, bootstrap_servers: str, topic: str, message_timeout_ms: int) -> None:
+        self.topic = topic
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": True,
+                "message.timeout.ms": message_timeout_ms,
+                "logger": log,
+            }
+        )
+        self._lock = threading.Lock()
+        self._counts = {"produced": 0, "delivered": 0, "failed": 0}
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
+        self._poller.start()
+
+    def publish(self, event: RecommendationEvent) -> None:
+        """Queue ``event`` for delivery; never raises, a failure is logged and counted."""
+        try:
+            self._producer.produce(self.topic, key=event.key(), value=event.encode(), on_delivery=self._on_delivery)
+        except (BufferError, KafkaException) as exc:
+            log.warning("could not queue recommendations for %s: %s", event.reviewerID, exc)
+            self._count("failed")
+        else:
+            self._count("produced")
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reachable(self, timeout_s: float) -> bool:
+        try:
+            self._producer.list_topics(self.topic, timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the poll thread and give queued messages ``timeout_s`` to be delivered."""
+        self._stop.set()
+        self._poller.join(timeout_s)
+        left = self._producer.flush(timeout_s)
+        if left:
+            log.warning("%d recommendation messages left undelivered at shutdown", left)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.2)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message[Any, Any]) -> None:
+        if err is None:
+            self._count("delivered")
+        else:
+            log.warning("recommendations for %r not delivered: %s", msg.key(), err)
+            self._count("failed")
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self._counts[outcome] += 1

@@ -1,0 +1,115 @@
+"""The long-lived connections of one app: the MongoDB client, the Kafka publisher, and the
+gauge of open streams.
+
+They are created lazily, on first use in a request, never in ``create_app``: under gunicorn
+the app is built in the master and the workers are forked from it, and neither a MongoClient
+nor a librdkafka handle survives a fork. ``close()`` releases them (gunicorn's worker_exit
+hook and the test fixtures call it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo.database import Database
+from pymongo.errors import CollectionInvalid
+
+from recsys_core import mongo
+from recsys_web.publisher import Publisher
+
+# Failed logins per email+IP; documents expire through a TTL index on expires_at.
+LOGIN_FAILURES = "login_failures"
+
+# Beyond the contract's unique email: a reviewerID belongs to at most one account, so that no
+# account can read the recommendations of a reviewerID another account has linked.
+USERS_REVIEWER_INDEX = IndexModel(
+    [("reviewerID", ASCENDING)],
+    name="reviewerID_unique",
+    unique=True,
+    partialFilterExpression={"reviewerID": {"$type": "string"}},
+)
+LOGIN_FAILURES_TTL_INDEX = IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0)
+
+
+class Gauge:
+    """A thread-safe count of things currently open (streams), plus how many were ever opened."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current = 0
+        self.total = 0
+
+    def try_acquire(self, limit: int) -> bool:
+        with self._lock:
+            if self.current >= limit:
+                return False
+            self.current += 1
+            self.total += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.current -= 1
+
+
+class Resources:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._client: MongoClient[mongo.Document] | None = None
+        self._schema_ready = False
+        self._publisher: Publisher | None = None
+        self.streams = Gauge()
+
+    def database(self) -> Database[mongo.Document]:
+        with self._lock:
+            if self._client is None:
+                self._client = MongoClient(
+                    self._config["MONGO_URI"], serverSelectionTimeoutMS=self._config["MONGO_TIMEOUT_MS"], tz_aware=True
+                )
+            db = self._client[self._config["MONGO_DB"]]
+        # Outside the lock: with MongoDB down this waits for the server-selection timeout, and
+        # other threads must not queue behind it. Running it twice is harmless (idempotent).
+        if not self._schema_ready:
+            _ensure_schema(db)
+            self._schema_ready = True
+        return db
+
+    def publisher(self) -> Publisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = Publisher(
+                    self._config["KAFKA_BOOTSTRAP_SERVERS"],
+                    self._config["TOPIC_RECOMMENDATIONS"],
+                    message_timeout_ms=self._config["KAFKA_MESSAGE_TIMEOUT_MS"],
+                )
+            return self._publisher
+
+    def close(self) -> None:
+        with self._lock:
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+                self._schema_ready = False
+
+
+def _ensure_schema(db: Database[mongo.Document]) -> None:
+    try:
+        mongo.ensure_collection(db, mongo.USERS)
+    except CollectionInvalid:  # another worker created it between the check and the create
+        mongo.ensure_collection(db, mongo.USERS)
+    db[mongo.USERS].create_indexes([USERS_REVIEWER_INDEX])
+    db[LOGIN_FAILURES].create_indexes([LOGIN_FAILURES_TTL_INDEX])
+
+
+def resources() -> Resources:
+    """The resources of the app handling the current request."""
+    res: Resources = current_app.extensions["recsys"]
+    return res

@@ -1,0 +1,53 @@
+"""Running the app under gunicorn, started from Python (``recsys serve``).
+
+gthread workers: each request, and each open ``/stream``, gets a thread of a worker process,
+so a long-lived event stream does not block other requests (up to ``threads`` per worker;
+the app caps streams below that with STREAM_MAX_OPEN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from recsys_web import create_app
+
+
+class GunicornApp(BaseApplication):  # type: ignore[misc]
+    """gunicorn's documented way to embed it: options in, the WSGI app from ``load()``."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def gunicorn_options(app: Flask, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    def worker_exit(_server: Any, _worker: Any) -> None:
+        # Flush queued Kafka messages and close this worker's connections.
+        app.extensions["recsys"].close()
+
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        # Open streams never finish on their own: do not wait 30 s for them on shutdown.
+        "graceful_timeout": 5,
+        "accesslog": "-",
+        "worker_exit": worker_exit,
+    }
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 8) -> None:
+    app = create_app()
+    GunicornApp(app, gunicorn_options(app, host, port, workers, threads)).run()

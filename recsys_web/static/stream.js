@@ -1,0 +1,65 @@
+// Live updates on the result page: listen to /stream and redraw the top 5 when a new list
+// arrives. Only textContent is used for data, never innerHTML, so product text stays text.
+(() => {
+  "use strict";
+  const live = document.getElementById("live");
+  if (!live) return;
+  const badge = live.querySelector("[data-status]");
+  const log = live.querySelector("[data-log]");
+  const list = document.getElementById("top5");
+
+  const setStatus = (text, state) => {
+    badge.textContent = text;
+    badge.dataset.state = state;
+  };
+
+  const el = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+
+  const card = (item) => {
+    const li = el("li", "card");
+    li.dataset.asin = item.asin;
+    if (item.image) {
+      const img = el("img");
+      img.src = item.image;
+      img.alt = "";
+      img.referrerPolicy = "no-referrer";
+      li.append(img);
+    } else {
+      li.append(el("div", "noimg"));
+    }
+    li.append(el("h3", "title", item.title || item.asin));
+    const meta = el("p", "meta");
+    const price = item.price === null ? "price unknown" : "$" + item.price.toFixed(2);
+    meta.append(el("span", "price", price), " · score ", el("span", "score", item.score.toFixed(2)));
+    li.append(meta);
+    if (item.because) li.append(el("p", "because", item.because));
+    return li;
+  };
+
+  const show = (event) => {
+    list.replaceChildren(...event.items.map(card));
+    const field = (name) => document.querySelector(`#list-meta [data-field="${name}"]`);
+    field("model_version").textContent = event.model_version;
+    field("updated_at").textContent = new Date(event.ts).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    field("source").textContent = event.source;
+    const when = new Date(event.served_at || event.ts).toLocaleTimeString();
+    log.prepend(el("li", null, `${when}: new ${event.source} list, model ${event.model_version}`));
+  };
+
+  const source = new EventSource(live.dataset.streamUrl);
+  source.addEventListener("status", (e) => {
+    const status = JSON.parse(e.data);
+    if (status.kafka === "up") setStatus("live", "up");
+    else setStatus("reconnecting…", "down");
+  });
+  source.addEventListener("recommendations", (e) => show(JSON.parse(e.data)));
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) setStatus("disconnected, reload the page", "down");
+    else setStatus("reconnecting…", "down");
+  };
+})();
