@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from confluent_kafka import Producer
 from dagster import ConfigurableResource
@@ -12,12 +13,13 @@ from dagster_pyspark import PySparkResource
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from recsys_assets.ingest.files import CategoryFiles, discover
 from recsys_assets.spark import spark_config
 from recsys_core import mongo
 from recsys_core.settings import Settings
 
 
-class MongoResource(ConfigurableResource):  # type: ignore[misc]
+class MongoResource(ConfigurableResource):  # type: ignore[type-arg]
     """The project database; assets open a short-lived client per use."""
 
     uri: str
@@ -32,7 +34,25 @@ class MongoResource(ConfigurableResource):  # type: ignore[misc]
             client.close()
 
 
-class KafkaResource(ConfigurableResource):  # type: ignore[misc]
+class RawDataResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The folder of Amazon review and metadata files, grouped into category partitions."""
+
+    data_dir: str
+
+    def categories(self) -> dict[str, CategoryFiles]:
+        return discover(Path(self.data_dir))
+
+    def files_of(self, category: str) -> CategoryFiles:
+        found = self.categories().get(category)
+        if found is None:
+            raise FileNotFoundError(
+                f"No review or meta file for category {category!r} in {self.data_dir} "
+                f"(expected {category}.json[.gz], {category}_5.json[.gz] or meta_{category}.json[.gz])."
+            )
+        return found
+
+
+class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     """Kafka producer settings for assets that announce what they published."""
 
     bootstrap_servers: str
@@ -42,10 +62,11 @@ class KafkaResource(ConfigurableResource):  # type: ignore[misc]
         return Producer({"bootstrap.servers": self.bootstrap_servers, "enable.idempotence": True})
 
 
-def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:  # type: ignore[type-arg]
     return {
         "mongo": MongoResource(uri=settings.effective_mongo_uri, database=settings.mongo_db),
         "pyspark": PySparkResource(spark_config=spark_config(settings)),
+        "raw_data": RawDataResource(data_dir=str(settings.effective_data_dir)),
         "kafka": KafkaResource(
             bootstrap_servers=settings.effective_kafka_bootstrap,
             topic_recommendations=settings.topic_recommendations,

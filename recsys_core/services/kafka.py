@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from recsys_core.services.jars import kafka_jars
 from recsys_core.services.process import ManagedProcess, ServiceError, port_is_free

@@ -38,6 +38,13 @@ class MongoService:
     def _client(self, timeout_ms: int = 1000) -> MongoClient[dict[str, object]]:
         return MongoClient(self.settings.effective_mongo_uri, serverSelectionTimeoutMS=timeout_ms)
 
+    def _direct_client(self, timeout_ms: int) -> MongoClient[dict[str, object]]:
+        """A client to this node alone, usable before the replica set exists."""
+        return MongoClient(
+            f"mongodb://127.0.0.1:{self.settings.mongo_port}/?directConnection=true",
+            serverSelectionTimeoutMS=timeout_ms,
+        )
+
     def _pings(self) -> bool:
         try:
             with self._client() as client:
@@ -81,20 +88,14 @@ class MongoService:
 
     def _answers_hello(self) -> bool:
         try:
-            with MongoClient(
-                f"mongodb://127.0.0.1:{self.settings.mongo_port}/?directConnection=true",
-                serverSelectionTimeoutMS=500,
-            ) as client:
+            with self._direct_client(500) as client:
                 client.admin.command("hello")
         except PyMongoError:
             return False
         return True
 
     def _initiate_replica_set(self) -> None:
-        with MongoClient(
-            f"mongodb://127.0.0.1:{self.settings.mongo_port}/?directConnection=true",
-            serverSelectionTimeoutMS=2000,
-        ) as client:
+        with self._direct_client(2000) as client:
             try:
                 client.admin.command(
                     "replSetInitiate",
@@ -109,10 +110,7 @@ class MongoService:
 
     def _is_primary(self) -> bool:
         try:
-            with MongoClient(
-                f"mongodb://127.0.0.1:{self.settings.mongo_port}/?directConnection=true",
-                serverSelectionTimeoutMS=500,
-            ) as client:
+            with self._direct_client(500) as client:
                 return bool(client.admin.command("hello").get("isWritablePrimary"))
         except PyMongoError:
             return False

@@ -1,0 +1,155 @@
+"""Raw ingestion assets: Amazon review and metadata files into MongoDB, one category per partition."""
+
+import json
+import time
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSelection,
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    asset,
+    define_asset_job,
+    in_process_executor,
+    sensor,
+)
+from dagster_pyspark import PySparkResource
+
+from recsys_assets.ingest.lines import numbered_lines
+from recsys_assets.ingest.loading import LoadCounts, Target, load_partition
+from recsys_assets.ingest.products import parse_products
+from recsys_assets.ingest.reviews import parse_reviews
+from recsys_assets.resources import MongoResource, RawDataResource
+from recsys_core import mongo as mongo_contract
+
+CATEGORY = "category"
+CATEGORY_PARTITIONS = DynamicPartitionsDefinition(name=CATEGORY)
+INGEST_GROUP = "ingest"
+
+
+def _result(
+    counts: LoadCounts, target: Target, files: list[str], started: float, mongo_res: MongoResource, asset_name: str
+) -> MaterializeResult[None]:
+    with mongo_res.db() as db:
+        in_collection = db[target.collection].count_documents(target.scope)
+    return MaterializeResult(
+        metadata={
+            "lines_read": counts.read,
+            "loaded": counts.loaded,
+            "duplicate": counts.duplicate,
+            "quarantined": counts.quarantined,
+            "quarantine_reasons": MetadataValue.json(counts.reasons),
+            "stale_removed": counts.stale_removed,
+            "documents_in_partition": in_collection,
+            "collection": f"{mongo_res.database}.{target.collection}",
+            "files": MetadataValue.json(files),
+            "duration_s": round(time.monotonic() - started, 2),
+        },
+        check_results=[
+            AssetCheckResult(
+                asset_key=asset_name,
+                check_name="counts_add_up",
+                passed=counts.add_up() and in_collection == counts.loaded,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "read": counts.read,
+                    "loaded + duplicate + quarantined": counts.loaded + counts.duplicate + counts.quarantined,
+                    "documents_in_partition": in_collection,
+                },
+            )
+        ],
+    )
+
+
+def _counts_check(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        "counts_add_up",
+        asset=asset_name,
+        blocking=True,
+        description="Every line read is loaded, a duplicate, or quarantined; MongoDB holds exactly the loaded ones.",
+    )
+
+
+@asset(
+    partitions_def=CATEGORY_PARTITIONS,
+    group_name=INGEST_GROUP,
+    kinds={"spark", "mongodb"},
+    check_specs=[_counts_check("raw_reviews")],
+    description="Amazon review lines of one category, parsed, deduplicated and upserted into `reviews` "
+    "(hashed asin index); bad lines go to `quarantine` with their reason.",
+)
+def raw_reviews(
+    context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
+) -> MaterializeResult[None]:
+    started = time.monotonic()
+    category = context.partition_key
+    files = raw_data.files_of(category).review_files
+    target = Target(collection=mongo_contract.REVIEWS, scope={"category": category}, kind="review")
+    context.log.info(f"Loading {len(files)} review file(s) of {category}: {[f.name for f in files]}")
+    with mongo.db() as db:
+        parsed = parse_reviews(numbered_lines(pyspark.spark_session, files), category) if files else None
+        counts = load_partition(parsed, target, db, mongo.uri) if parsed else LoadCounts(0, 0, 0, 0, {}, 0)
+    context.log.info(f"{category}: {counts}")
+    return _result(counts, target, [f.name for f in files], started, mongo, "raw_reviews")
+
+
+@asset(
+    partitions_def=CATEGORY_PARTITIONS,
+    group_name=INGEST_GROUP,
+    kinds={"spark", "mongodb"},
+    check_specs=[_counts_check("raw_products")],
+    description="Product metadata (`meta_<Category>`) of one category: titles without HTML, prices as "
+    "numbers or null, the first image URL; upserted into `products` by asin.",
+)
+def raw_products(
+    context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
+) -> MaterializeResult[None]:
+    started = time.monotonic()
+    category = context.partition_key
+    files = raw_data.files_of(category).meta_files
+    target = Target(collection=mongo_contract.PRODUCTS, scope={"source_category": category}, kind="product")
+    if not files:
+        context.log.warning(f"{category} has no meta_{category} file; no products are loaded for it.")
+    with mongo.db() as db:
+        counts = (
+            load_partition(
+                parse_products(numbered_lines(pyspark.spark_session, files), category), target, db, mongo.uri
+            )
+            if files
+            else LoadCounts(0, 0, 0, 0, {}, 0)
+        )
+    context.log.info(f"{category}: {counts}")
+    return _result(counts, target, [f.name for f in files], started, mongo, "raw_products")
+
+
+ingest_job = define_asset_job(
+    "ingest_job",
+    selection=AssetSelection.groups(INGEST_GROUP),
+    partitions_def=CATEGORY_PARTITIONS,
+    executor_def=in_process_executor,
+    description="Load one category's review and metadata files into MongoDB.",
+)
+
+
+@sensor(job=ingest_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def category_files_sensor(context: SensorEvaluationContext, raw_data: RawDataResource) -> SensorResult:
+    """Add a partition for each new category in the data folder, and load any category whose files changed."""
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = {name: files.fingerprint() for name, files in raw_data.categories().items()}
+    known = set(context.instance.get_dynamic_partitions(CATEGORY))
+    new = sorted(set(current) - known)
+    changed = sorted(name for name, fp in current.items() if seen.get(name) != fp)
+    return SensorResult(
+        run_requests=[RunRequest(run_key=f"{name}:{current[name]}", partition_key=name) for name in changed],
+        dynamic_partitions_requests=[AddDynamicPartitionsRequest(CATEGORY, new)] if new else [],
+        cursor=json.dumps(current, sort_keys=True),
+    )

@@ -1,0 +1,3 @@
+from recsys_cli.main import main
+
+raise SystemExit(main())

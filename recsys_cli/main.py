@@ -1,0 +1,115 @@
+"""Argument parsing for ``recsys``; each subcommand is a small function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from recsys_core import services
+from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
+
+DEMO_REVIEWS = 30_000
+
+
+def _services(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "up":
+        statuses = services.up(settings)
+    elif args.action == "down":
+        stopped = services.down(settings)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        statuses = services.status(settings)
+    else:
+        statuses = services.status(settings)
+    for status in statuses:
+        print(status.line())
+    return 0 if args.action == "down" or all(s.reachable for s in statuses) else 1
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys_core.synthetic import generate
+
+    out = Path(args.out) if args.out else settings.effective_data_dir
+    report = generate(out, args.reviews, seed=args.seed, progress=True)
+    print(f"wrote {report.lines:,} review lines ({report.duplicate_lines:,} exact duplicates), "
+          f"{report.users:,} users, {report.items:,} items to {out}")  # fmt: skip
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys_cli.pipeline import run_pipeline
+
+    services.up(settings)
+    outcomes = run_pipeline(settings, args.category)
+    for outcome in outcomes:
+        where = f"[{outcome.partition}]" if outcome.partition else ""
+        print(f"{'ok  ' if outcome.success else 'FAIL'} {outcome.job}{where}")
+        for asset_key, metadata in outcome.metadata.items():
+            shown = {k: v for k, v in metadata.items() if isinstance(v, int | float | str) and len(str(v)) < 80}
+            print(f"     {asset_key}: {shown}")
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    """The main job end to end on embedded defaults: services, generated data, the whole graph."""
+    print("1/3 starting MongoDB and Kafka")
+    for status in services.up(settings):
+        print("    " + status.line())
+    data_dir = settings.effective_data_dir
+    if settings.data_dir is None and not any(data_dir.glob("*.json*")):
+        print(f"2/3 generating {args.reviews:,} synthetic reviews into {data_dir}")
+        args.out, args.seed = None, 42
+        _generate(args, settings)
+    else:
+        print(f"2/3 using the data in {data_dir}")
+    print("3/3 materialising the asset graph")
+    args.category = None
+    return _run(args, settings)
+
+
+def _ui(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys_cli.pipeline import use_project_instance
+
+    use_project_instance(settings)
+    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    return subprocess.call(command, env=os.environ.copy())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description="recsys: real-time product recommendations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    svc = sub.add_parser("services", help="start, stop or report the local MongoDB and Kafka")
+    svc.add_argument("action", choices=["up", "down", "status"])
+    svc.set_defaults(func=_services)
+
+    gen = sub.add_parser("generate", help="write synthetic review and meta files in the Amazon 2018 format")
+    gen.add_argument("--reviews", type=int, default=DEMO_REVIEWS)
+    gen.add_argument("--out", help="folder (default: the configured data folder)")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.set_defaults(func=_generate)
+
+    run = sub.add_parser("run", help="materialise the asset graph on the configured data folder")
+    run.add_argument("--category", action="append", help="only this category (repeatable)")
+    run.set_defaults(func=_run)
+
+    demo = sub.add_parser("demo", help="everything end to end on generated data")
+    demo.add_argument("--reviews", type=int, default=DEMO_REVIEWS)
+    demo.set_defaults(func=_demo)
+
+    ui = sub.add_parser("ui", help="the Dagster UI on the project's instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, get_settings()))
+    except services.ServiceError as exc:
+        print(f"recsys: {exc}", file=sys.stderr)
+        return 2
