@@ -4,6 +4,7 @@ Kafka producer and topic reader."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -112,16 +113,28 @@ class Catalog:
 def catalog(db: Database[mongo.Document]) -> Catalog:
     """Documents shaped as the pipeline publishes them: products, one reviewer's top 5, popular."""
     products = [
-        {"_id": f"B00000000{i}", "asin": f"B00000000{i}", "title": f"Product {i}", "brand": "Acme", "price": 10.0 + i,
-         "image": f"https://images.example.com/{i}.jpg"}
+        {
+            "_id": f"B00000000{i}",
+            "asin": f"B00000000{i}",
+            "title": f"Product {i}",
+            "brand": "Acme",
+            "price": 10.0 + i,
+            "image": f"https://images.example.com/{i}.jpg",
+        }
         for i in range(1, 9)
     ]
     products[2]["title"] = XSS_TITLE
     db[mongo.PRODUCTS].insert_many(products)
     reviewer = new_reviewer("ALICE")
     items: list[dict[str, Any]] = [
-        {"asin": p["asin"], "score": 5.0 - i / 4, "title": p["title"], "image": p["image"], "price": p["price"],
-         "because": "because you rated Product 8"}
+        {
+            "asin": p["asin"],
+            "score": 5.0 - i / 4,
+            "title": p["title"],
+            "image": p["image"],
+            "price": p["price"],
+            "because": "because you rated Product 8",
+        }
         for i, p in enumerate(products[:5])
     ]
     # Tolerance: a missing title/price is filled from products; `because` may be an object.
@@ -131,9 +144,19 @@ def catalog(db: Database[mongo.Document]) -> Catalog:
         {"_id": reviewer, "reviewerID": reviewer, "items": items, "model_version": "als-v7", "updated_at": UPDATED_AT}
     )
     popular = [
-        {"_id": f"__all__:{rank}", "rank": rank, "category": "__all__", "asin": p["asin"], "title": p["title"],
-         "image": p["image"], "price": p["price"], "score": 4.9 - rank / 10, "n_ratings": 100 - rank,
-         "model_version": "als-v7", "updated_at": UPDATED_AT}
+        {
+            "_id": f"__all__:{rank}",
+            "rank": rank,
+            "category": "__all__",
+            "asin": p["asin"],
+            "title": p["title"],
+            "image": p["image"],
+            "price": p["price"],
+            "score": 4.9 - rank / 10,
+            "n_ratings": 100 - rank,
+            "model_version": "als-v7",
+            "updated_at": UPDATED_AT,
+        }
         for rank, p in enumerate(reversed(products[3:]), start=1)
     ]
     popular.append({**popular[0], "_id": "Electronics:1", "category": "Electronics"})
@@ -141,20 +164,23 @@ def catalog(db: Database[mongo.Document]) -> Catalog:
     return Catalog(
         reviewer=reviewer,
         titles=["Product 1", "Product 2", XSS_TITLE, "Product 4", "Product 5"],
-        popular_titles=[p["title"] for p in popular[:5]],
+        popular_titles=[str(p["title"]) for p in popular[:5]],
     )
 
 
 def event_for(reviewer: str, title: str = "Live pick", source: Source = "online") -> RecommendationEvent:
     items = tuple(
-        RecommendedItem(asin=f"L00000000{i}", score=4.0 - i / 10, title=f"{title} {i}", price=1.5 * i,
-                        because="because you rated Product 1")
+        RecommendedItem(
+            asin=f"L00000000{i}",
+            score=4.0 - i / 10,
+            title=f"{title} {i}",
+            price=1.5 * i,
+            because="because you rated Product 1",
+        )
         for i in range(1, 6)
     )
     now = datetime.now(UTC)
-    return RecommendationEvent(
-        reviewerID=reviewer, items=items, model_version="online-1", source=source, ts=now
-    )
+    return RecommendationEvent(reviewerID=reviewer, items=items, model_version="online-1", source=source, ts=now)
 
 
 @pytest.fixture
@@ -172,12 +198,15 @@ def publish(running_services: Settings) -> Iterator[Callable[[RecommendationEven
             else:
                 delivered.append(msg)
 
-        producer.produce(running_services.topic_recommendations, key=event.key(), value=event.encode(),
-                         on_delivery=on_delivery)
+        producer.produce(
+            running_services.topic_recommendations, key=event.key(), value=event.encode(), on_delivery=on_delivery
+        )
         producer.flush(10)
-        assert not errors and delivered, f"delivery failed: {errors}"
+        assert not errors, f"delivery failed: {errors}"
+        assert delivered, "no delivery report"
         partition, offset = delivered[0].partition(), delivered[0].offset()
-        assert partition is not None and offset is not None
+        assert partition is not None
+        assert offset is not None
         return partition, offset
 
     yield send
@@ -189,13 +218,20 @@ class TopicReader:
 
     def __init__(self, settings: Settings) -> None:
         topic = settings.topic_recommendations
-        self.consumer = Consumer({"bootstrap.servers": settings.effective_kafka_bootstrap,
-                                  "group.id": f"test-web-{uuid.uuid4().hex}", "enable.auto.commit": False})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.effective_kafka_bootstrap,
+                "group.id": f"test-web-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.consumer.assign([
-            TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
-            for p in partitions
-        ])
+        self.consumer.assign(
+            [
+                TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+                for p in partitions
+            ]
+        )
 
     def find(self, key: str, timeout_s: float = 10.0) -> Message[Any, Any]:
         deadline = time.monotonic() + timeout_s
@@ -211,3 +247,68 @@ def topic_reader(running_services: Settings) -> Iterator[TopicReader]:
     reader = TopicReader(running_services)
     yield reader
     reader.consumer.close()
+
+
+@dataclass(frozen=True)
+class SSE:
+    event: str | None
+    data: Any
+    id: str | None
+    retry: str | None
+
+
+class SSEReader:
+    """Parses the streamed response of ``/stream`` from the test client, block by block.
+
+    The app's generator runs in the reading thread, one block per ``next()``; heartbeats keep
+    every wait short, so the deadlines here are honoured.
+    """
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self.chunks = iter(response.response)
+        self.last_id: str | None = None
+
+    def next(self, timeout_s: float = 10.0) -> SSE | None:
+        """The next block (a heartbeat has ``event=None``); None when the stream has ended."""
+        deadline = time.monotonic() + timeout_s
+        for chunk in self.chunks:
+            fields: dict[str, str] = {}
+            for line in chunk.decode().splitlines():
+                name, _, value = line.partition(": ")
+                fields.setdefault(name, value)
+            self.last_id = fields.get("id", self.last_id)
+            data = fields.get("data")
+            return SSE(
+                fields.get("event"), None if data is None else json.loads(data), fields.get("id"), fields.get("retry")
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError("stream too slow")
+        return None
+
+    def until(self, predicate: Callable[[SSE], bool], timeout_s: float = 10.0) -> list[SSE]:
+        """Blocks read until one satisfies ``predicate`` (included)."""
+        seen: list[SSE] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            block = self.next()
+            assert block is not None, f"stream ended; read {seen}"
+            seen.append(block)
+            if predicate(block):
+                return seen
+        raise AssertionError(f"no matching block within {timeout_s}s; read {seen}")
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def open_stream(client: FlaskClient, **headers: str) -> SSEReader:
+    response = client.get("/stream", buffered=False, headers=headers)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    return SSEReader(response)
+
+
+def positions(event_id: str | None) -> dict[int, int]:
+    assert event_id
+    return {int(p): int(o) for p, o in (pair.split(":") for pair in event_id.split(","))}

@@ -12,15 +12,20 @@ from tests.web.conftest import PASSWORD, csrf_token, login, new_reviewer, regist
 def test_register_login_logout(client: FlaskClient, db: Database[mongo.Document]) -> None:
     reviewer = new_reviewer("REG")
     response = register(client, "Ann@Example.org", reviewer)
-    assert response.status_code == 302 and response.location.endswith("/auth/login")
+    assert response.status_code == 302
+    assert response.location.endswith("/auth/login")
     user = db[mongo.USERS].find_one({"email": "ann@example.org"})
-    assert user is not None and user["reviewerID"] == reviewer
-    assert user["password_hash"].startswith("scrypt:") and PASSWORD not in user["password_hash"]
+    assert user is not None
+    assert user["reviewerID"] == reviewer
+    assert user["password_hash"].startswith("scrypt:")
+    assert PASSWORD not in user["password_hash"]
 
     response = login(client, "ann@example.org")
-    assert response.status_code == 302 and response.location.endswith("/result")
+    assert response.status_code == 302
+    assert response.location.endswith("/result")
     cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
     assert client.get("/auth/account").status_code == 200
 
     response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/auth/account")})
@@ -45,16 +50,20 @@ def test_registration_validates_input(client: FlaskClient) -> None:
     assert register(client, "odd@example.org", reviewer="A B<>").status_code == 400
     assert register(client, "ok@example.org").status_code == 302
     duplicate = register(client, "OK@example.org")
-    assert duplicate.status_code == 409 and "already exists" in duplicate.get_data(as_text=True)
+    assert duplicate.status_code == 409
+    assert "already exists" in duplicate.get_data(as_text=True)
 
 
 def test_a_reviewer_id_belongs_to_one_account(client: FlaskClient, user_client) -> None:
     reviewer = new_reviewer("TAKEN")
     user_client(reviewer)
     response = register(client, "second@example.org", reviewer)
-    assert response.status_code == 409 and "already linked" in response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "already linked" in response.get_data(as_text=True)
     other = user_client(None)
-    response = other.post("/auth/account", data={"csrf_token": csrf_token(other, "/auth/account"), "reviewerID": reviewer})
+    response = other.post(
+        "/auth/account", data={"csrf_token": csrf_token(other, "/auth/account"), "reviewerID": reviewer}
+    )
     assert response.status_code == 409
 
 
@@ -63,7 +72,8 @@ def test_repeated_failures_are_throttled_per_email_and_ip(client: FlaskClient, a
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         assert login(client, "carol@example.org", "wrong password!").status_code == 401
     locked = login(client, "carol@example.org")  # even the right password now waits
-    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) > 0
     other_ip = app.test_client()
     assert login(other_ip, "carol@example.org", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 302
 
@@ -83,8 +93,10 @@ def test_json_bodies_and_forms_reject_operator_injection(client: FlaskClient) ->
     injected = client.post(
         "/auth/login", json={"email": "dan@example.org", "password": {"$ne": None}}, headers={"X-CSRF-Token": token}
     )
-    assert injected.status_code == 400 and "plain string" in injected.get_data(as_text=True)
+    assert injected.status_code == 400
+    assert "plain string" in injected.get_data(as_text=True)
     bracket = client.post("/auth/login", data={"csrf_token": token, "email[$ne]": "x", "password": "x"})
     assert bracket.status_code == 400
-    ok = client.post("/auth/login", json={"email": "dan@example.org", "password": PASSWORD}, headers={"X-CSRF-Token": token})
+    json_login = {"email": "dan@example.org", "password": PASSWORD}
+    ok = client.post("/auth/login", json=json_login, headers={"X-CSRF-Token": token})
     assert ok.status_code == 302

@@ -1,0 +1,85 @@
+"""MongoDB or Kafka down: a second app pointed at a port where nothing listens (a real
+unreachable server). Pages say so with a 503, the API answers 503 JSON, recommendations are
+still served without Kafka, and the stream tells the page to reconnect."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from bson import ObjectId
+from flask import Flask
+
+from tests.web.conftest import Catalog, login, make_app, open_stream, register, unused_port
+
+
+@pytest.fixture
+def mongo_down_app(running_services) -> Iterator[Flask]:
+    yield from make_app(MONGO_URI=f"mongodb://127.0.0.1:{unused_port()}/?directConnection=true", MONGO_TIMEOUT_MS=300)
+
+
+@pytest.fixture
+def kafka_down_app(db) -> Iterator[Flask]:
+    yield from make_app(
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{unused_port()}", KAFKA_MESSAGE_TIMEOUT_MS=1000, KAFKA_TIMEOUT_S=0.5
+    )
+
+
+def test_mongo_down_pages_say_so_and_api_answers_503_json(mongo_down_app: Flask) -> None:
+    client = mongo_down_app.test_client()
+    assert client.get("/auth/login").status_code == 200  # a form needs no database
+    failed_login = login(client, "ann@example.org")
+    assert failed_login.status_code == 503
+    assert "database is unavailable" in failed_login.get_data(as_text=True)
+    with client.session_transaction() as session:
+        session["user_id"] = str(ObjectId())
+    page = client.get("/result")
+    assert page.status_code == 503
+    assert "database is unavailable" in page.get_data(as_text=True)
+
+    api = client.get("/api/v1/popular")
+    assert api.status_code == 503
+    assert api.get_json()["error"] == "Service Unavailable"
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json() | {"kafka_messages": None} == {
+        "status": "degraded",
+        "mongo": "down",
+        "kafka": "up",
+        "kafka_messages": None,
+        "streams": {"open": 0, "opened_total": 0},
+    }
+
+
+def test_kafka_down_still_serves_and_counts_the_failure(kafka_down_app: Flask, catalog: Catalog) -> None:
+    client = kafka_down_app.test_client()
+    register(client, "kim@example.org", catalog.reviewer)
+    login(client, "kim@example.org")
+    started = time.monotonic()
+    page = client.get("/result")
+    assert time.monotonic() - started < 1.0, "the page must not wait for Kafka"
+    assert page.status_code == 200
+    assert page.get_data(as_text=True).count('class="card"') == 5
+    assert client.get(f"/api/v1/recommendations/{catalog.reviewer}").get_json()["fallback"] is False
+
+    publisher = kafka_down_app.extensions["recsys"].publisher()
+    deadline = time.monotonic() + 10
+    while publisher.counts()["failed"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert publisher.counts() == {"produced": 2, "delivered": 0, "failed": 2}
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    body = health.get_json()
+    assert body["kafka"] == "down"
+    assert body["mongo"] == "up"
+    assert body["kafka_messages"]["failed"] == 2
+
+    stream = open_stream(client)
+    block = stream.next()
+    assert block is not None
+    assert block.event == "status"
+    assert block.data == {"kafka": "down"}
+    assert block.retry == "3000"
+    assert stream.next() is None, "the stream ends so that the browser reconnects"
+    assert kafka_down_app.extensions["recsys"].streams.current == 0

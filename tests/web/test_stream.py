@@ -1,0 +1,94 @@
+"""/stream against the real broker: each user sees only their own events, resume works, and a
+client that leaves releases its consumer."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from tests.web.conftest import SSE, event_for, new_reviewer, open_stream, positions
+
+
+def is_up(block: SSE) -> bool:
+    return block.event == "status" and block.data == {"kafka": "up"}
+
+
+def test_two_users_each_receive_only_their_own_events(app: Flask, user_client, publish) -> None:
+    alice, bob, carol = new_reviewer("ALICE"), new_reviewer("BOB"), new_reviewer("CAROL")
+    streams = {alice: open_stream(user_client(alice)), bob: open_stream(user_client(bob))}
+    for stream in streams.values():
+        stream.until(is_up)
+    # Carol's event and the other user's event are on the topic too, interleaved.
+    produced = [publish(event_for(who, title=f"for {who}")) for who in (carol, bob, alice, carol)]
+    end: dict[int, int] = {}
+    for partition, offset in produced:
+        end[partition] = max(end.get(partition, 0), offset + 1)
+
+    for who, stream in streams.items():
+        # Read until the stream's position has passed every produced message, so any message
+        # that was going to be forwarded has been.
+        blocks = stream.until(
+            lambda b: b.id is not None and all(positions(b.id).get(p, 0) >= o for p, o in end.items())
+        )
+        received = [b.data for b in blocks if b.event == "recommendations"]
+        assert [e["reviewerID"] for e in received] == [who]
+        assert received[0]["items"][0]["title"] == f"for {who} 1"
+        assert received[0]["source"] == "online"
+        stream.close()
+    assert app.extensions["recsys"].streams.current == 0
+
+
+def test_disconnect_releases_the_consumer(app: Flask, user_client) -> None:
+    client = user_client(new_reviewer("LEAVER"))
+    assert client.get("/healthz").get_json()["streams"]["open"] == 0  # also starts the app's producer
+    threads_before = len(os.listdir("/proc/self/task"))
+    stream = open_stream(client)
+    stream.until(is_up)
+    gauge = app.extensions["recsys"].streams
+    assert gauge.current == 1
+    assert client.get("/healthz").get_json()["streams"]["open"] == 1
+    assert len(os.listdir("/proc/self/task")) >= threads_before + 3  # the consumer's librdkafka threads
+    stream.close()
+    assert gauge.current == 0
+    assert gauge.total == 1
+    assert client.get("/healthz").get_json()["streams"]["open"] == 0
+    assert len(os.listdir("/proc/self/task")) <= threads_before  # librdkafka's threads are gone
+
+
+def test_reconnect_with_last_event_id_gets_the_missed_event(user_client, publish) -> None:
+    reviewer = new_reviewer("RESUME")
+    client = user_client(reviewer)
+    first = open_stream(client)
+    first.until(is_up)
+    first.close()
+    publish(event_for(reviewer, title="missed"))  # while no stream is open
+    assert first.last_id
+    resumed = open_stream(client, **{"Last-Event-ID": first.last_id})
+    blocks = resumed.until(lambda b: b.event == "recommendations")
+    assert blocks[-1].data["items"][0]["title"] == "missed 1"
+    resumed.close()
+
+
+def test_bad_last_event_id_is_400(user_client) -> None:
+    client = user_client(new_reviewer("BAD"))
+    for bad in ("x", "1:2,", "0:-1", "0:1;1:2", "9" * 30 + ":1"):
+        assert client.get("/stream", headers={"Last-Event-ID": bad}).status_code == 400, bad
+
+
+def test_stream_needs_a_linked_reviewer_id(user_client) -> None:
+    assert user_client(None).get("/stream").status_code == 409
+
+
+def test_streams_beyond_the_cap_are_told_to_retry_later(app: Flask, user_client) -> None:
+    app.config["STREAM_MAX_OPEN"] = 1
+    client = user_client(new_reviewer("CAP"))
+    first = open_stream(client)
+    first.until(is_up)
+    second = open_stream(client)
+    busy = second.next()
+    assert busy is not None
+    assert busy.data == {"kafka": "busy"}
+    assert second.next() is None  # ended, so the browser retries after `retry:`
+    first.close()
+    assert app.extensions["recsys"].streams.current == 0
