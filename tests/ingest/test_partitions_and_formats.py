@@ -1,0 +1,87 @@
+"""Category partitions load independently; the 2014 and 2023 formats map onto the 2018 schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import DagsterInstance, build_sensor_context
+from pymongo.database import Database
+
+from recsys_assets.ingest import CATEGORY, category_files_sensor
+from recsys_assets.resources import RawDataResource
+from recsys_core import mongo
+from tests.ingest.conftest import Materialise, review, write_lines
+
+
+def _snapshot(db: Database[mongo.Document], category: str) -> list[mongo.Document]:
+    return list(db[mongo.REVIEWS].find({"category": category}).sort("_id"))
+
+
+def test_two_partitions_load_independently(
+    materialise: Materialise, db: Database[mongo.Document], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_lines(data / "Alpha_5.json.gz", [review(f"A{i}", f"B00000000{i % 3}") for i in range(6)])
+    write_lines(data / "Beta.json", [review(f"B{i}", f"C00000000{i % 2}", 3.0) for i in range(4)])
+
+    assert materialise(data, "Alpha")["raw_reviews"]["loaded"] == 6
+    assert db[mongo.REVIEWS].count_documents({"category": "Beta"}) == 0  # only Alpha was loaded
+    assert materialise(data, "Beta")["raw_reviews"]["loaded"] == 4
+    beta_before = _snapshot(db, "Beta")
+
+    # Alpha's file shrinks: reloading Alpha removes its stale reviews and leaves Beta alone.
+    write_lines(data / "Alpha_5.json.gz", [review(f"A{i}", f"B00000000{i % 3}") for i in range(2)])
+    meta = materialise(data, "Alpha")["raw_reviews"]
+    assert (meta["loaded"], meta["stale_removed"], meta["documents_in_partition"]) == (2, 4, 2)
+    assert _snapshot(db, "Beta") == beta_before
+    assert {d["reviewerID"] for d in _snapshot(db, "Alpha")} == {"A0", "A1"}
+
+
+def test_2014_and_2023_formats_map_to_the_2018_schema(
+    materialise: Materialise, db: Database[mongo.Document], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_lines(
+        data / "Mixed.json",
+        [
+            {"reviewerID": "OLD1", "asin": "0000031852", "reviewerName": "x", "helpful": [2, 3],
+             "reviewText": "old text", "overall": 4.0, "summary": "old", "unixReviewTime": 1297468800,
+             "reviewTime": "02 12, 2011"},
+            {"rating": 3.0, "title": "new title", "text": "new text", "images": [{"large_image_url": "https://l.jpg"}],
+             "asin": "B01N0TQ0OH", "parent_asin": "B01N0TQ0OH", "user_id": "AGKHLEW2SOWHNMFQIJGBECAF7INQ",
+             "timestamp": 1588687728923, "helpful_vote": 2, "verified_purchase": True},
+        ],
+    )  # fmt: skip
+    meta = materialise(data, "Mixed")["raw_reviews"]
+    assert (meta["loaded"], meta["quarantined"]) == (2, 0)
+    old = db[mongo.REVIEWS].find_one({"reviewerID": "OLD1"})
+    new = db[mongo.REVIEWS].find_one({"reviewerID": "AGKHLEW2SOWHNMFQIJGBECAF7INQ"})
+    assert old is not None
+    assert new is not None
+    assert (old["overall"], old["vote"], old["unixReviewTime"], old["summary"]) == (4.0, 2, 1297468800, "old")
+    assert (new["overall"], new["vote"], new["verified"], new["unixReviewTime"]) == (3.0, 2, True, 1588687728)
+    assert (new["summary"], new["reviewText"], new["image"]) == ("new title", "new text", ["https://l.jpg"])
+    assert new["reviewTime"] == "05 5, 2020"
+
+
+def test_sensor_adds_new_categories_and_reloads_changed_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_lines(data / "Alpha_5.json", [review("A", "B0")])
+    instance = DagsterInstance.ephemeral()
+    resources = {"raw_data": RawDataResource(data_dir=str(data))}
+
+    first = category_files_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["Alpha"]]
+    assert [r.partition_key for r in first.run_requests] == ["Alpha"]
+    instance.add_dynamic_partitions(CATEGORY, ["Alpha"])
+
+    quiet = category_files_sensor(build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    assert quiet.run_requests == []
+
+    write_lines(data / "meta_Beta.json", [{"asin": "B0", "title": "t"}])
+    landed = category_files_sensor(build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    assert [r.partition_keys for r in landed.dynamic_partitions_requests] == [["Beta"]]
+    assert [r.partition_key for r in landed.run_requests] == ["Beta"]
