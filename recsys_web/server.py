@@ -25,7 +25,8 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         return self.application
@@ -44,6 +45,8 @@ def gunicorn_options(app: Flask, host: str, port: int, workers: int, threads: in
         # Open streams never finish on their own: do not wait 30 s for them on shutdown.
         "graceful_timeout": 5,
         "accesslog": "-",
+        # gunicorn >= 25 would otherwise bind one control socket in $HOME, shared by every server.
+        "control_socket_disable": True,
         "worker_exit": worker_exit,
     }
 

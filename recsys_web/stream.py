@@ -176,10 +176,11 @@ class ReviewerStream:
         deadline = now + self.config.max_s
         next_beat = now + self.config.heartbeat_s
         while now < deadline:
-            for msg in consumer.consume(100, timeout=max(0.0, min(next_beat, deadline) - now)):
-                event = self._forward(msg)
-                if event is not None:
-                    yield event
+            # poll(), not consume(n): consume waits for n messages or the whole timeout.
+            msg = consumer.poll(max(0.0, min(next_beat, deadline) - now))
+            event = None if msg is None else self._forward(msg)
+            if event is not None:
+                yield event
             if self.broker_down:
                 yield sse("status", {"kafka": "down"}, retry_ms=RETRY_MS)
                 return
@@ -209,6 +210,8 @@ class ReviewerStream:
         return sse("recommendations", event.to_json(), event_id=format_event_id(self.positions))
 
     def _on_error(self, err: KafkaError) -> None:
-        log.warning("stream for %s: Kafka error %s", self.reviewer, err)
         if err.code() == KafkaError._ALL_BROKERS_DOWN:  # no progress possible: end, let the browser retry
+            log.warning("stream for %s: %s", self.reviewer, err)
             self.broker_down = True
+        else:  # e.g. one failed connection attempt; librdkafka retries by itself
+            log.debug("stream for %s: %s", self.reviewer, err)

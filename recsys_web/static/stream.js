@@ -51,15 +51,25 @@
     log.prepend(el("li", null, `${when}: new ${event.source} list, model ${event.model_version}`));
   };
 
-  const source = new EventSource(live.dataset.streamUrl);
-  source.addEventListener("status", (e) => {
-    const status = JSON.parse(e.data);
-    if (status.kafka === "up") setStatus("live", "up");
-    else setStatus("reconnecting…", "down");
-  });
-  source.addEventListener("recommendations", (e) => show(JSON.parse(e.data)));
-  source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) setStatus("disconnected, reload the page", "down");
-    else setStatus("reconnecting…", "down");
+  let source = null;
+  const connect = () => {
+    source = new EventSource(live.dataset.streamUrl);
+    source.addEventListener("status", (e) => {
+      const status = JSON.parse(e.data);
+      if (status.kafka === "up") setStatus("live", "up");
+      else setStatus("reconnecting…", "down");
+    });
+    source.addEventListener("recommendations", (e) => show(JSON.parse(e.data)));
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) setStatus("disconnected, reload the page", "down");
+      else setStatus("reconnecting…", "down");
+    };
   };
+  // Leaving the page (or its going into the back/forward cache) must free the server's
+  // stream at once; coming back from that cache opens a new one.
+  window.addEventListener("pagehide", () => source.close());
+  window.addEventListener("pageshow", (e) => {
+    if (e.persisted) connect();
+  });
+  connect();
 })();
