@@ -36,6 +36,7 @@ def run_pipeline(settings: Settings, categories: Sequence[str] | None = None) ->
     from recsys_assets.definitions import defs
     from recsys_assets.ingest import CATEGORY
     from recsys_assets.resources import RawDataResource
+    from recsys_assets.runs import materialisation_metadata
 
     found = RawDataResource(data_dir=str(settings.effective_data_dir)).categories()
     chosen = list(categories) if categories else list(found)
@@ -53,17 +54,8 @@ def run_pipeline(settings: Settings, categories: Sequence[str] | None = None) ->
     ingest = defs.resolve_job_def("ingest_job")
     for category in tqdm(chosen, desc="ingest", unit="category"):
         result = ingest.execute_in_process(partition_key=category, instance=instance, raise_on_error=True)
-        outcomes.append(StepOutcome("ingest_job", category, result.success, _metadata(result)))
+        outcomes.append(StepOutcome("ingest_job", category, result.success, materialisation_metadata(result)))
     for job in model.JOBS:
         result = defs.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False)
-        outcomes.append(StepOutcome(job.name, None, result.success, _metadata(result)))
+        outcomes.append(StepOutcome(job.name, None, result.success, materialisation_metadata(result)))
     return outcomes
-
-
-def _metadata(result: Any) -> dict[str, dict[str, Any]]:
-    """The materialisation metadata of a run, by asset, as plain values."""
-    out: dict[str, dict[str, Any]] = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        out[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-    return out

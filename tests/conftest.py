@@ -12,24 +12,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from recsys_core.settings import PROJECT_ROOT
-
-# Set before anything reads settings, so every get_settings() in the process sees the test values.
-os.environ.setdefault("RECSYS_STATE_DIR", str(PROJECT_ROOT / ".recsys-test"))
-os.environ.setdefault("RECSYS_MONGO_PORT", "27317")
-os.environ.setdefault("RECSYS_KAFKA_PORT", "19192")
-os.environ.setdefault("RECSYS_KAFKA_CONTROLLER_PORT", "19193")
-os.environ.setdefault("RECSYS_MONGO_DB", "recsys_test")
-os.environ.setdefault("RECSYS_SPARK_MASTER", "local[2]")
-os.environ.setdefault("RECSYS_SPARK_SHUFFLE_PARTITIONS", "4")
-
 from pymongo.database import Database
 from pyspark.sql import SparkSession
 
 from recsys_assets.spark import spark_config
 from recsys_core import mongo, services
-from recsys_core.settings import Settings, get_settings
+from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def _load_test_environment() -> None:
+    """Apply tests/services.env before anything reads settings; the real environment wins."""
+    for line in (Path(__file__).parent / "services.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key, value)
+    state_dir = Path(os.environ["RECSYS_STATE_DIR"])
+    if not state_dir.is_absolute():
+        os.environ["RECSYS_STATE_DIR"] = str(PROJECT_ROOT / state_dir)
+
+
+# Settings are read lazily (get_settings), so this still runs before any test reads them.
+_load_test_environment()
 
 REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "amazon2018"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from pymongo.database import Database
 
 from recsys_core import mongo
-from tests.ingest.conftest import Materialise, review, write_lines
+from tests.ingest.conftest import Materialise
+from tests.ingest.helpers import review, write_lines
 
 
 def test_crafted_bad_lines_are_quarantined_with_reasons(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance, SensorResult, build_sensor_context
 from pymongo.database import Database
 
-from recsys_assets.ingest import CATEGORY, category_files_sensor
+from recsys_assets.ingest import CATEGORY
+from recsys_assets.ingest.assets import category_files_sensor
 from recsys_assets.resources import RawDataResource
 from recsys_core import mongo
-from tests.ingest.conftest import Materialise, review, write_lines
+from tests.ingest.conftest import Materialise
+from tests.ingest.helpers import review, write_lines
 
 
 def _snapshot(db: Database[mongo.Document], category: str) -> list[mongo.Document]:
@@ -71,17 +73,24 @@ def test_sensor_adds_new_categories_and_reloads_changed_files(tmp_path: Path) ->
     data.mkdir()
     write_lines(data / "Alpha_5.json", [review("A", "B0")])
     instance = DagsterInstance.ephemeral()
-    resources = {"raw_data": RawDataResource(data_dir=str(data))}
 
-    first = category_files_sensor(build_sensor_context(instance=instance, resources=resources))
-    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["Alpha"]]
-    assert [r.partition_key for r in first.run_requests] == ["Alpha"]
+    def evaluate(cursor: str | None) -> SensorResult:
+        context = build_sensor_context(
+            instance=instance, resources={"raw_data": RawDataResource(data_dir=str(data))}, cursor=cursor
+        )
+        result = category_files_sensor(context)
+        assert isinstance(result, SensorResult)
+        return result
+
+    first = evaluate(None)
+    assert [r.partition_keys for r in first.dynamic_partitions_requests or []] == [["Alpha"]]
+    assert [r.partition_key for r in first.run_requests or []] == ["Alpha"]
     instance.add_dynamic_partitions(CATEGORY, ["Alpha"])
 
-    quiet = category_files_sensor(build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    quiet = evaluate(first.cursor)
     assert quiet.run_requests == []
 
     write_lines(data / "meta_Beta.json", [{"asin": "B0", "title": "t"}])
-    landed = category_files_sensor(build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
-    assert [r.partition_keys for r in landed.dynamic_partitions_requests] == [["Beta"]]
-    assert [r.partition_key for r in landed.run_requests] == ["Beta"]
+    landed = evaluate(first.cursor)
+    assert [r.partition_keys for r in landed.dynamic_partitions_requests or []] == [["Beta"]]
+    assert [r.partition_key for r in landed.run_requests or []] == ["Beta"]

@@ -1,0 +1,16 @@
+"""Reading what a finished Dagster run materialised, for the CLI summary and the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import ExecuteInProcessResult
+
+
+def materialisation_metadata(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """The metadata of each materialised asset, as plain values, keyed by asset key."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        materialisation = event.step_materialization_data.materialization
+        out[materialisation.asset_key.to_user_string()] = {k: v.value for k, v in materialisation.metadata.items()}
+    return out
