@@ -54,19 +54,31 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """The main job end to end on embedded defaults: services, generated data, the whole graph."""
-    print("1/3 starting MongoDB and Kafka")
+    print("1/4 starting MongoDB and Kafka")
     for status in services.up(settings):
         print("    " + status.line())
     data_dir = settings.effective_data_dir
     if settings.data_dir is None and not any(data_dir.glob("*.json*")):
-        print(f"2/3 generating {args.reviews:,} synthetic reviews into {data_dir}")
+        print(f"2/4 generating {args.reviews:,} synthetic reviews into {data_dir}")
         args.out, args.seed = None, 42
         _generate(args, settings)
     else:
-        print(f"2/3 using the data in {data_dir}")
-    print("3/3 materialising the asset graph")
+        print(f"2/4 using the data in {data_dir}")
+    print("3/4 materialising the asset graph")
     args.category = None
-    return _run(args, settings)
+    exit_code = _run(args, settings)
+    if exit_code != 0 or args.no_serve:
+        return exit_code
+    print("4/4 serving the web app: register, link a reviewerID, and see its recommendations")
+    return _serve(args, settings)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys_web.server import serve
+
+    print(f"recsys web app on http://{args.host}:{args.port}  (Ctrl-C stops it)")
+    serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return 0
 
 
 def _ui(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,6 +87,13 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
     use_project_instance(settings)
     command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
     return subprocess.call(command, env=os.environ.copy())
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=16, help="per worker; each open live stream holds one")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="everything end to end on generated data")
     demo.add_argument("--reviews", type=int, default=DEMO_REVIEWS)
+    demo.add_argument("--no-serve", action="store_true", help="stop after the pipeline")
+    _add_server_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="the web app under gunicorn (gthread workers)")
+    _add_server_arguments(serve)
+    serve.set_defaults(func=_serve)
 
     ui = sub.add_parser("ui", help="the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
