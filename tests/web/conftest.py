@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,15 +46,20 @@ def unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
 def make_app(**overrides: Any) -> Iterator[Flask]:
+    """An app with the test config plus ``overrides``; its connections are closed afterwards."""
     app = create_app({**TEST_CONFIG, **overrides})
-    yield app
-    app.extensions["recsys"].close()
+    try:
+        yield app
+    finally:
+        app.extensions["recsys"].close()
 
 
 @pytest.fixture
 def app(db: Database[mongo.Document]) -> Iterator[Flask]:
-    yield from make_app()
+    with make_app() as app:
+        yield app
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from flask.testing import FlaskClient
 from pymongo.database import Database
 
 from recsys_core import mongo
-from tests.web.conftest import PASSWORD, csrf_token, login, new_reviewer, register
+from tests.web.conftest import PASSWORD, csrf_token, login, make_app, new_reviewer, register
 
 
 def test_register_login_logout(client: FlaskClient, db: Database[mongo.Document]) -> None:
@@ -100,3 +100,11 @@ def test_json_bodies_and_forms_reject_operator_injection(client: FlaskClient) ->
     json_login = {"email": "dan@example.org", "password": PASSWORD}
     ok = client.post("/auth/login", json=json_login, headers={"X-CSRF-Token": token})
     assert ok.status_code == 302
+
+
+def test_secure_cookies_can_be_required(db) -> None:
+    with make_app(SESSION_COOKIE_SECURE=True) as app:
+        client = app.test_client()
+        register(client, "sec@example.org")
+        cookie = login(client, "sec@example.org").headers["Set-Cookie"]
+        assert "Secure" in cookie

@@ -16,14 +16,16 @@ from tests.web.conftest import Catalog, login, make_app, open_stream, register, 
 
 @pytest.fixture
 def mongo_down_app(running_services) -> Iterator[Flask]:
-    yield from make_app(MONGO_URI=f"mongodb://127.0.0.1:{unused_port()}/?directConnection=true", MONGO_TIMEOUT_MS=300)
+    with make_app(MONGO_URI=f"mongodb://127.0.0.1:{unused_port()}/?directConnection=true", MONGO_TIMEOUT_MS=300) as app:
+        yield app
 
 
 @pytest.fixture
 def kafka_down_app(db) -> Iterator[Flask]:
-    yield from make_app(
+    with make_app(
         KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{unused_port()}", KAFKA_MESSAGE_TIMEOUT_MS=1000, KAFKA_TIMEOUT_S=0.5
-    )
+    ) as app:
+        yield app
 
 
 def test_mongo_down_pages_say_so_and_api_answers_503_json(mongo_down_app: Flask) -> None:

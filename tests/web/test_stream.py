@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from confluent_kafka.admin import AdminClient
 from flask import Flask
 
 from tests.web.conftest import SSE, event_for, new_reviewer, open_stream, positions
@@ -37,6 +38,10 @@ def test_two_users_each_receive_only_their_own_events(app: Flask, user_client, p
         assert received[0]["source"] == "online"
         stream.close()
     assert app.extensions["recsys"].streams.current == 0
+    # assign(), not subscribe(): no consumer group was ever registered with the broker.
+    admin = AdminClient({"bootstrap.servers": app.config["KAFKA_BOOTSTRAP_SERVERS"]})
+    groups = admin.list_consumer_groups(request_timeout=10).result().valid
+    assert not [g.group_id for g in groups if g.group_id.startswith("recsys-web-stream-")]
 
 
 def test_disconnect_releases_the_consumer(app: Flask, user_client) -> None:
