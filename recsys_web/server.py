@@ -53,4 +53,6 @@ def gunicorn_options(app: Flask, host: str, port: int, workers: int, threads: in
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 8) -> None:
     app = create_app()
+    # Streams must not take every thread of a worker: keep two for pages (one if threads <= 2).
+    app.config["STREAM_MAX_OPEN"] = min(app.config["STREAM_MAX_OPEN"], max(1, threads - 2))
     GunicornApp(app, gunicorn_options(app, host, port, workers, threads)).run()

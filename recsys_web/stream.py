@@ -21,7 +21,7 @@ queues):
 The consumer uses ``assign()``, not ``subscribe()``: no group membership, no rebalances, no
 committed offsets (its unique ``group.id`` is never registered with the broker).
 
-Wire format: ``event: status`` with ``{"kafka": "up"|"down"|"busy"}``, ``event: recommendations``
+Wire format: ``event: status`` with ``{"state": "live"|"kafka_down"|"busy"}``, ``event: recommendations``
 with a RecommendationEvent, and a comment heartbeat that also carries the position in ``id:``.
 When Kafka is down (or too many streams are open) the stream says so and ends with a
 ``retry:`` hint; the browser shows "reconnecting" and reconnects by itself.
@@ -126,7 +126,7 @@ class ReviewerStream:
     def __iter__(self) -> Iterator[str]:
         # Counted here, not in the view: only a running generator is sure to see its finally.
         if not self.gauge.try_acquire(self.config.max_open):
-            yield sse("status", {"kafka": "busy"}, retry_ms=RETRY_MS * 5)
+            yield sse("status", {"state": "busy"}, retry_ms=RETRY_MS * 5)
             return
         try:
             yield from self._run()
@@ -149,9 +149,9 @@ class ReviewerStream:
                 self._assign(consumer)
             except (KafkaException, LookupError) as exc:
                 log.warning("stream for %s cannot start, Kafka unavailable: %s", self.reviewer, exc)
-                yield sse("status", {"kafka": "down"}, retry_ms=RETRY_MS)
+                yield sse("status", {"state": "kafka_down"}, retry_ms=RETRY_MS)
                 return
-            yield sse("status", {"kafka": "up"}, event_id=format_event_id(self.positions))
+            yield sse("status", {"state": "live"}, event_id=format_event_id(self.positions))
             yield from self._pump(consumer)
         finally:
             consumer.close()
@@ -182,7 +182,7 @@ class ReviewerStream:
             if event is not None:
                 yield event
             if self.broker_down:
-                yield sse("status", {"kafka": "down"}, retry_ms=RETRY_MS)
+                yield sse("status", {"state": "kafka_down"}, retry_ms=RETRY_MS)
                 return
             now = time.monotonic()
             if now >= next_beat:

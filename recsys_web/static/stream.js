@@ -56,7 +56,7 @@
     source = new EventSource(live.dataset.streamUrl);
     source.addEventListener("status", (e) => {
       const status = JSON.parse(e.data);
-      if (status.kafka === "up") setStatus("live", "up");
+      if (status.state === "live") setStatus("live", "up");
       else setStatus("reconnecting…", "down");
     });
     source.addEventListener("recommendations", (e) => show(JSON.parse(e.data)));

@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,9 +27,10 @@ from pymongo.database import Database
 
 from recsys_core import mongo
 from recsys_core.messages import RecommendationEvent, RecommendedItem, Source
-from recsys_core.settings import Settings
+from recsys_core.settings import PROJECT_ROOT, Settings
 from recsys_web import create_app
 
+ARTIFACTS = PROJECT_ROOT / "artifacts"  # gitignored: server logs, screenshots, measurements
 XSS_TITLE = "<script>alert(1)</script>"
 PASSWORD = "correct horse battery"
 UPDATED_AT = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
@@ -318,3 +323,43 @@ def open_stream(client: FlaskClient, **headers: str) -> SSEReader:
 def positions(event_id: str | None) -> dict[int, int]:
     assert event_id
     return {int(p): int(o) for p, o in (pair.split(":") for pair in event_id.split(","))}
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local http URL
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+@pytest.fixture
+def run_server(db: Database[mongo.Document]) -> Iterator[Callable[[list[str], int], str]]:
+    """Run ``python <args>`` serving on ``port`` (log in artifacts/); returns the base URL once
+    /healthz answers. Stopped with SIGTERM at the end, as a process manager would."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def run(args: list[str], port: int) -> str:
+        with (ARTIFACTS / f"gunicorn-{port}.log").open("wb") as log:
+            proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the server exited; see artifacts/gunicorn-{port}.log"
+            try:
+                get_json(f"{base}/healthz")
+                return base
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        raise AssertionError(f"the server did not answer within 30 s; see artifacts/gunicorn-{port}.log")
+
+    yield run
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +19,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from recsys_core.settings import PROJECT_ROOT
-from tests.web.conftest import PASSWORD, TEST_CONFIG, Catalog, event_for, unused_port
+from tests.web.conftest import ARTIFACTS, PASSWORD, TEST_CONFIG, Catalog, event_for, get_json, unused_port
 
-ARTIFACTS = PROJECT_ROOT / "artifacts"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # Without these, Chromium on a machine without internet hangs on its own network calls.
 CHROMIUM_FLAGS = (
@@ -42,51 +36,16 @@ CHROMIUM_FLAGS = (
 )
 
 
-def get_json(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local http URL
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-
-
 @pytest.fixture
-def start_server(db) -> Iterator[Callable[..., str]]:
-    """Start the app under gunicorn in a subprocess; returns its base URL once it answers."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
+def start_server(run_server: Callable[[list[str], int], str]) -> Callable[..., str]:
+    """The app with the test config (and ``overrides``) under gunicorn; returns its base URL."""
 
     def start(**overrides: Any) -> str:
         port = unused_port()
         config = {**TEST_CONFIG, "TESTING": False, "STREAM_HEARTBEAT_S": 0.5, **overrides}
-        with (ARTIFACTS / f"gunicorn-{port}.log").open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tests.web.gunicorn_main", str(port), json.dumps(config)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=PROJECT_ROOT,
-                )
-            )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert procs[-1].poll() is None, f"gunicorn exited; see artifacts/gunicorn-{port}.log"
-            try:
-                get_json(f"{base}/healthz")
-                return base
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        raise AssertionError("gunicorn did not answer within 30 s")
+        return run_server(["-m", "tests.web.gunicorn_main", str(port), json.dumps(config)], port)
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return start
 
 
 @pytest.fixture

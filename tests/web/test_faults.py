@@ -81,7 +81,7 @@ def test_kafka_down_still_serves_and_counts_the_failure(kafka_down_app: Flask, c
     block = stream.next()
     assert block is not None
     assert block.event == "status"
-    assert block.data == {"kafka": "down"}
+    assert block.data == {"state": "kafka_down"}
     assert block.retry == "3000"
     assert stream.next() is None, "the stream ends so that the browser reconnects"
     assert kafka_down_app.extensions["recsys"].streams.current == 0

@@ -12,7 +12,7 @@ from tests.web.conftest import SSE, event_for, new_reviewer, open_stream, positi
 
 
 def is_up(block: SSE) -> bool:
-    return block.event == "status" and block.data == {"kafka": "up"}
+    return block.event == "status" and block.data == {"state": "live"}
 
 
 def test_two_users_each_receive_only_their_own_events(app: Flask, user_client, publish) -> None:
@@ -93,7 +93,7 @@ def test_streams_beyond_the_cap_are_told_to_retry_later(app: Flask, user_client)
     second = open_stream(client)
     busy = second.next()
     assert busy is not None
-    assert busy.data == {"kafka": "busy"}
+    assert busy.data == {"state": "busy"}
     assert second.next() is None  # ended, so the browser retries after `retry:`
     first.close()
     assert app.extensions["recsys"].streams.current == 0
