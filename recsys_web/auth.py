@@ -114,7 +114,8 @@ def login() -> ResponseReturnValue:
         response.headers["Retry-After"] = str(wait_s)
         return response
     user = db[mongo.USERS].find_one({"email": email})
-    # Hash even for an unknown email, so the response time does not reveal which emails exist.
+    # Hash even for an unknown email, so that login timing does not tell which emails have accounts.
+    # (Registration does tell, as it must refuse a duplicate; login should not add a second oracle.)
     stored_hash = user["password_hash"] if user is not None else _dummy_hash()
     password_ok = check_password_hash(stored_hash, password)
     if user is None or not password_ok:
