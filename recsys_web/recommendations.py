@@ -91,12 +91,14 @@ class PopularList:
 
 
 def load_recommendations(db: Database[mongo.Document], reviewer_id: str) -> TopList | None:
-    """The reviewer's top 5, or None when the pipeline has none for this reviewerID."""
+    """The reviewer's top 5, or None when the pipeline has none (or an empty one) for them."""
     doc = db[mongo.RECOMMENDATIONS].find_one({"_id": reviewer_id})
     if doc is None:
         return None
     entries = [e for e in doc.get("items") or [] if isinstance(e, dict) and isinstance(e.get("asin"), str)]
     entries = entries[:TOP_N]
+    if not entries:  # nothing to show is the same as no list: the caller falls back to popular
+        return None
     products = _products(db, [e["asin"] for e in entries] + [b["asin"] for b in map(_because_ref, entries) if b])
     items = []
     for entry in entries:
@@ -211,7 +213,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def serve(db: Database[mongo.Document], publisher: Publisher, reviewer_id: str) -> TopList | None:
-    """Load the reviewer's top 5 and produce it to Kafka: every list we serve is announced."""
+    """Load the reviewer's top 5 and produce it to Kafka: every personal list we serve is
+    announced. The popular fallback is not; it is nobody's list."""
     top = load_recommendations(db, reviewer_id)
     if top is not None:
         publisher.publish(top.served_event())

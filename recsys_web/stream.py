@@ -121,7 +121,7 @@ class ReviewerStream:
         self.positions = dict(resume)
         self.config = config
         self.gauge = gauge
-        self.broker_down = False
+        self.kafka_down = False
 
     def __iter__(self) -> Iterator[str]:
         # Counted here, not in the view: only a running generator is sure to see its finally.
@@ -176,12 +176,17 @@ class ReviewerStream:
         deadline = now + self.config.max_s
         next_beat = now + self.config.heartbeat_s
         while now < deadline:
-            # poll(), not consume(n): consume waits for n messages or the whole timeout.
-            msg = consumer.poll(max(0.0, min(next_beat, deadline) - now))
+            try:
+                # poll(), not consume(n): consume waits for n messages or the whole timeout.
+                msg = consumer.poll(max(0.0, min(next_beat, deadline) - now))
+            except KafkaException as exc:  # a fatal consumer error: start afresh on reconnect
+                log.warning("stream for %s: %s", self.reviewer, exc)
+                self.kafka_down = True
+                msg = None
             event = None if msg is None else self._forward(msg)
             if event is not None:
                 yield event
-            if self.broker_down:
+            if self.kafka_down:
                 yield sse("status", {"state": "kafka_down"}, retry_ms=RETRY_MS)
                 return
             now = time.monotonic()
@@ -212,6 +217,6 @@ class ReviewerStream:
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:  # no progress possible: end, let the browser retry
             log.warning("stream for %s: %s", self.reviewer, err)
-            self.broker_down = True
+            self.kafka_down = True
         else:  # e.g. one failed connection attempt; librdkafka retries by itself
             log.debug("stream for %s: %s", self.reviewer, err)

@@ -8,6 +8,7 @@ import time
 
 from flask import Flask
 
+from recsys_core import mongo
 from recsys_core.messages import RecommendationEvent
 from tests.web.conftest import XSS_TITLE, Catalog, TopicReader, new_reviewer
 
@@ -83,3 +84,13 @@ def test_served_top_5_is_produced_to_kafka(app: Flask, user_client, catalog: Cat
     while publisher.counts()["delivered"] < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert publisher.counts() == {"produced": 1, "delivered": 1, "failed": 0}
+
+
+def test_an_empty_or_malformed_list_falls_back_to_popular(user_client, catalog: Catalog, db) -> None:
+    reviewer = new_reviewer("EMPTY")
+    db[mongo.RECOMMENDATIONS].insert_one(
+        {"_id": reviewer, "items": [{"score": 1.0}, "B000000001"], "model_version": "als-v7"}
+    )
+    client = user_client(reviewer)
+    assert client.get("/result").location.endswith("/popular")
+    assert client.get(f"/api/v1/recommendations/{reviewer}").get_json()["fallback"] is True
