@@ -14,25 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
-from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid
 
 from recsys_core import mongo
 from recsys_web.publisher import Publisher
-
-# Failed logins per email+IP; documents expire through a TTL index on expires_at.
-LOGIN_FAILURES = "login_failures"
-
-# Beyond the contract's unique email: a reviewerID belongs to at most one account, so that no
-# account can read the recommendations of a reviewerID another account has linked.
-USERS_REVIEWER_INDEX = IndexModel(
-    [("reviewerID", ASCENDING)],
-    name="reviewerID_unique",
-    unique=True,
-    partialFilterExpression={"reviewerID": {"$type": "string"}},
-)
-LOGIN_FAILURES_TTL_INDEX = IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0)
+from recsys_web.schema import ensure_schema
 
 
 class Gauge:
@@ -75,7 +62,7 @@ class Resources:
         # Outside the lock: with MongoDB down this waits for the server-selection timeout, and
         # other threads must not queue behind it. Running it twice is harmless (idempotent).
         if not self._schema_ready:
-            _ensure_schema(db)
+            ensure_schema(db)
             self._schema_ready = True
         return db
 
@@ -98,15 +85,6 @@ class Resources:
                 self._client.close()
                 self._client = None
                 self._schema_ready = False
-
-
-def _ensure_schema(db: Database[mongo.Document]) -> None:
-    try:
-        mongo.ensure_collection(db, mongo.USERS)
-    except CollectionInvalid:  # another worker created it between the check and the create
-        mongo.ensure_collection(db, mongo.USERS)
-    db[mongo.USERS].create_indexes([USERS_REVIEWER_INDEX])
-    db[LOGIN_FAILURES].create_indexes([LOGIN_FAILURES_TTL_INDEX])
 
 
 def resources() -> Resources:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo.database import Database
 
 from recsys_core import mongo
-from recsys_web.resources import LOGIN_FAILURES
+from recsys_web.schema import LOGIN_FAILURES
 
 
 def throttle_key(email: str, ip: str | None) -> str:
