@@ -50,7 +50,11 @@ def popular() -> ResponseReturnValue:
 
 @bp.route("/healthz")
 def healthz() -> ResponseReturnValue:
-    """Reachability of MongoDB and Kafka (503 unless both answer), and the app's counters."""
+    """Reachability of MongoDB and Kafka (503 unless both answer), and the app's counters.
+
+    The counters are those of the worker process that answers (each gunicorn worker has its
+    own producer and streams).
+    """
     res = resources()
     timeout_s = current_app.config["KAFKA_TIMEOUT_S"]
     try:
