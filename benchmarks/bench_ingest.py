@@ -16,14 +16,13 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from recsys_core import mongo, services
-from recsys_core.settings import get_settings
-from recsys_core.synthetic import generate
-
 from recsys_assets.ingest.lines import numbered_lines
 from recsys_assets.ingest.loading import Target, load_partition
 from recsys_assets.ingest.reviews import parse_reviews
 from recsys_assets.spark import spark_config
+from recsys_core import mongo, services
+from recsys_core.settings import get_settings
+from recsys_core.synthetic import generate
 
 
 def _jvm_peak_rss_mib(spark: SparkSession) -> float:
@@ -58,9 +57,9 @@ def main() -> None:
         db.drop_collection("naive")
         started = time.perf_counter()
         naive = spark.read.json([str(f) for f in files])
-        naive.write.format("mongodb").mode("append").option("connection.uri", uri).option(
-            "database", db.name
-        ).option("collection", "naive").save()
+        naive.write.format("mongodb").mode("append").option("connection.uri", uri).option("database", db.name).option(
+            "collection", "naive"
+        ).save()
         naive_s = time.perf_counter() - started
 
         db.drop_collection(mongo.REVIEWS)
