@@ -60,6 +60,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.set_page_load_timeout(20)
+    driver.implicitly_wait(5)  # find_element waits for the next page after a submit
     yield driver
     driver.quit()
 
@@ -68,6 +69,16 @@ def fill_and_submit(driver: WebDriver, **fields: str) -> None:
     for name, value in fields.items():
         driver.find_element(By.NAME, name).send_keys(value)
     driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+
+
+def register_and_log_in(driver: WebDriver, base: str, email: str, reviewer: str) -> None:
+    """Through the real forms, ending on /result."""
+    wait = WebDriverWait(driver, 15, poll_frequency=0.05)
+    driver.get(f"{base}/auth/register")
+    fill_and_submit(driver, email=email, password=PASSWORD, reviewerID=reviewer)
+    wait.until(lambda d: d.current_url.endswith("/auth/login"))
+    fill_and_submit(driver, email=email, password=PASSWORD)
+    wait.until(lambda d: d.current_url.endswith("/result"))
 
 
 def badge(driver: WebDriver) -> str:
@@ -82,13 +93,8 @@ def card_titles(driver: WebDriver) -> list[str]:
 
 def test_browser_sees_top_5_and_live_events(start_server, browser: WebDriver, catalog: Catalog, publish) -> None:
     base = start_server()
+    register_and_log_in(browser, base, "web@example.org", catalog.reviewer)
     wait = WebDriverWait(browser, 15, poll_frequency=0.02)
-
-    browser.get(f"{base}/auth/register")
-    fill_and_submit(browser, email="web@example.org", password=PASSWORD, reviewerID=catalog.reviewer)
-    wait.until(lambda d: d.current_url.endswith("/auth/login"))
-    fill_and_submit(browser, email="web@example.org", password=PASSWORD)
-    wait.until(lambda d: d.current_url.endswith("/result"))
 
     assert card_titles(browser) == catalog.titles  # the script-like title is shown as text
     with pytest.raises(NoAlertPresentException):
@@ -117,11 +123,7 @@ def test_browser_shows_reconnecting_when_kafka_is_down(start_server, browser: We
     base = start_server(
         KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{unused_port()}", KAFKA_TIMEOUT_S=0.5, KAFKA_MESSAGE_TIMEOUT_MS=1000
     )
-    browser.get(f"{base}/auth/register")
-    fill_and_submit(browser, email="down@example.org", password=PASSWORD, reviewerID=catalog.reviewer)
-    fill_and_submit(browser, email="down@example.org", password=PASSWORD)
-    wait = WebDriverWait(browser, 15, poll_frequency=0.05)
-    wait.until(lambda d: d.current_url.endswith("/result"))
+    register_and_log_in(browser, base, "down@example.org", catalog.reviewer)
     assert card_titles(browser) == catalog.titles  # served without Kafka
-    wait.until(lambda d: badge(d) == "reconnecting…")
+    WebDriverWait(browser, 15, poll_frequency=0.05).until(lambda d: badge(d) == "reconnecting…")
     browser.save_screenshot(str(ARTIFACTS / "web-kafka-down.png"))
