@@ -1,11 +1,14 @@
-"""Model stage: sample, features, ALS, evaluation and publishing (filled in by the model pipeline work)."""
+"""Model stage: sample, features, ALS, evaluation and publishing, as Dagster definitions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-ASSETS: list[Any] = []
-CHECKS: list[Any] = []
-JOBS: list[Any] = []
-SCHEDULES: list[Any] = []
-SENSORS: list[Any] = []
+from recsys_assets.model.checks import model_beats_baselines, sample_matches_population
+from recsys_assets.model.orchestration import MODEL_ASSETS, daily_retrain, recsys_model_job, retrain_on_raw_reviews
+
+ASSETS: list[Any] = list(MODEL_ASSETS)
+CHECKS: list[Any] = [sample_matches_population, model_beats_baselines]
+JOBS: list[Any] = [recsys_model_job]
+SCHEDULES: list[Any] = [daily_retrain]
+SENSORS: list[Any] = [retrain_on_raw_reviews]

@@ -1,0 +1,217 @@
+"""Held-out evaluation of the model against three baselines, and the gate that decides publishing.
+
+Definitions, so the numbers can be checked by hand:
+
+- Rating metrics (RMSE, MAE) use the held-out ratings whose reviewer and item the model
+  knows; every predictor is scored on exactly those rows.
+- A held-out item is *relevant* when its rating is >= ``relevant_min_rating``. A reviewer is
+  evaluated for ranking when they are known to the model and have at least one relevant
+  held-out item. Each method ranks every catalogue item (items seen in training) that the
+  reviewer did not rate in training; ties are broken by asin.
+- precision@k = hits/k; recall@k = hits/|relevant|; NDCG@k with binary gains,
+  DCG = sum 1/log2(rank+1) and the ideal DCG over min(|relevant|, k) hits;
+  MAP@k = mean over reviewers of sum_{hits at rank i} (hits in top i / i) / min(|relevant|, k).
+- coverage@k = distinct items in anyone's top k / catalogue size.
+
+Baselines: the global mean (a constant: its ranking is the arbitrary asin order), damped
+user+item biases (ranking by item bias), and popularity (ranking by training count; it
+predicts no ratings).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from matplotlib.figure import Figure
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsys_assets.model.biases import BASELINE
+from recsys_assets.model.features import TEST, TRAIN
+from recsys_assets.model.ranking import item_score_lists, top_k
+from recsys_assets.model.training import PREDICTION, TrainedModel
+
+MODEL, GLOBAL_MEAN, BIAS, POPULARITY = "model", "global_mean", "user_item_bias", "popularity"
+METHODS = (MODEL, GLOBAL_MEAN, BIAS, POPULARITY)
+CUTOFFS = (5, 10)
+RANKING_METRICS = ("precision", "recall", "ndcg", "map")
+
+Metrics = dict[str, float | None]
+
+
+def rating_metrics(predictions: DataFrame, prediction: Column) -> Metrics:
+    error = prediction - F.col("overall")
+    row = predictions.agg(F.sqrt(F.avg(error * error)), F.avg(F.abs(error))).first()
+    if row is None or row[0] is None:
+        return {"rmse": None, "mae": None}
+    return {"rmse": float(row[0]), "mae": float(row[1])}
+
+
+def _ideal_dcg(relevant: Column, k: int) -> Column:
+    """Ideal DCG for min(relevant, k) hits, looked up from a k-long table of prefix sums."""
+    prefix = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    return F.element_at(F.array(*[F.lit(float(v)) for v in prefix]), F.least(relevant, F.lit(k)).cast("int"))
+
+
+def ranking_metrics(top: DataFrame, relevant: DataFrame, reviewers: DataFrame, cutoffs: tuple[int, ...]) -> Metrics:
+    """Precision, recall, NDCG and MAP at each cutoff, averaged over ``reviewers``.
+
+    ``top`` holds (reviewerID, asin, rank) with rank 1..max(cutoffs); ``relevant`` holds the
+    (reviewerID, asin) pairs that count as hits; ``reviewers`` are those evaluated.
+    """
+    per_user_relevant = relevant.groupBy("reviewerID").agg(F.count(F.lit(1)).alias("n_relevant"))
+    evaluated = reviewers.select("reviewerID").distinct().join(per_user_relevant, "reviewerID")
+    hits = (
+        top.select("reviewerID", "asin", "rank")
+        .join(relevant.select("reviewerID", "asin").withColumn("hit", F.lit(1)), ["reviewerID", "asin"], "left")
+        .fillna(0, ["hit"])
+        .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy("reviewerID").orderBy("rank")))
+    )
+    aggregates: list[Column] = []
+    for k in cutoffs:
+        at_k = F.col("rank") <= k
+        aggregates += [
+            F.sum(F.when(at_k, F.col("hit")).otherwise(0)).alias(f"hits_{k}"),
+            F.sum(F.when(at_k, F.col("hit") / F.log2(F.col("rank") + 1)).otherwise(0.0)).alias(f"dcg_{k}"),
+            F.sum(F.when(at_k, F.col("hit") * F.col("hits_so_far") / F.col("rank")).otherwise(0.0)).alias(f"ap_{k}"),
+        ]
+    per_user = evaluated.join(hits.groupBy("reviewerID").agg(*aggregates), "reviewerID", "left").fillna(0)
+    averages: list[Column] = []
+    for k in cutoffs:
+        n_rel = F.col("n_relevant")
+        averages += [
+            F.avg(F.col(f"hits_{k}") / k).alias(f"precision@{k}"),
+            F.avg(F.col(f"hits_{k}") / n_rel).alias(f"recall@{k}"),
+            F.avg(F.col(f"dcg_{k}") / _ideal_dcg(n_rel, k)).alias(f"ndcg@{k}"),
+            F.avg(F.col(f"ap_{k}") / F.least(n_rel, F.lit(k))).alias(f"map@{k}"),
+        ]
+    row = per_user.agg(*averages).first()
+    if row is None:
+        return {}
+    return {name: (None if value is None else float(value)) for name, value in row.asDict().items()}
+
+
+def coverage(top: DataFrame, catalogue_size: int, k: int) -> float:
+    shown = top.where(F.col("rank") <= k).select("asin").distinct().count()
+    return shown / catalogue_size if catalogue_size else 0.0
+
+
+GateStatus = Literal["pass", "fail", "too_small"]
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    status: GateStatus
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def publishable(self) -> bool:
+        return self.status != "fail"
+
+
+def judge(
+    metrics: dict[str, Metrics], rating_rows: int, ranking_users: int, min_rating_rows: int, min_ranking_users: int
+) -> GateVerdict:
+    """Publish only a model that beats the bias baseline on RMSE and popularity on NDCG@10.
+
+    Below ``min_rating_rows`` held-out ratings or ``min_ranking_users`` evaluated reviewers
+    the comparison is noise, so the model is published with a warning instead of judged.
+    """
+    if rating_rows < min_rating_rows or ranking_users < min_ranking_users:
+        return GateVerdict(
+            "too_small",
+            [
+                f"too little held-out data to judge: {rating_rows} ratings (need {min_rating_rows}), "
+                f"{ranking_users} reviewers (need {min_ranking_users}); published without a verdict"
+            ],
+        )
+    reasons = []
+    model_rmse, bias_rmse = metrics[MODEL]["rmse"], metrics[BIAS]["rmse"]
+    if model_rmse is None or bias_rmse is None or not model_rmse < bias_rmse:
+        reasons.append(f"RMSE {model_rmse} does not beat the user+item bias baseline's {bias_rmse}")
+    model_ndcg, pop_ndcg = metrics[MODEL]["ndcg@10"], metrics[POPULARITY]["ndcg@10"]
+    if model_ndcg is None or pop_ndcg is None or not model_ndcg > pop_ndcg:
+        reasons.append(f"NDCG@10 {model_ndcg} does not beat popularity's {pop_ndcg}")
+    return GateVerdict("fail", reasons) if reasons else GateVerdict("pass")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, Metrics]
+    rating_rows: int
+    unscorable_rating_rows: int
+    ranking_users: int
+    catalogue_size: int
+
+
+def evaluate(model: TrainedModel, ratings: DataFrame, relevant_min_rating: float) -> Evaluation:
+    """Score the model and the baselines on the held-out split of ``ratings``."""
+    train = ratings.where(F.col("split") == TRAIN)
+    test = ratings.where(F.col("split") == TEST)
+    mu = model.biases.global_mean
+
+    predicted = model.predict_ratings(test).select("reviewerID", "asin", "overall", PREDICTION, BASELINE).cache()
+    rating_rows = predicted.count()
+    metrics: dict[str, Metrics] = {
+        MODEL: rating_metrics(predicted, F.col(PREDICTION)),
+        GLOBAL_MEAN: rating_metrics(predicted, F.lit(mu)),
+        BIAS: rating_metrics(predicted, F.col(BASELINE)),
+        POPULARITY: {"rmse": None, "mae": None},
+    }
+    predicted.unpersist()
+
+    relevant = test.where(F.col("overall") >= relevant_min_rating).select("reviewerID", "asin").cache()
+    reviewers = model.user_factors().select("reviewerID").join(relevant.select("reviewerID").distinct(), "reviewerID")
+    reviewers = reviewers.cache()
+    catalogue = train.select("asin").distinct()
+    catalogue_size = catalogue.count()
+    item_scores = {
+        GLOBAL_MEAN: catalogue.withColumn("score", F.lit(mu)),
+        BIAS: catalogue.join(model.biases.items, "asin").withColumnRenamed("item_bias", "score"),
+        POPULARITY: train.groupBy("asin").agg(F.count(F.lit(1)).cast("double").alias("score")),
+    }
+    scores = {MODEL: model.ranking_scores(reviewers)}
+    scores |= {name: item_score_lists(reviewers, s) for name, s in item_scores.items()}
+    k_max = max(CUTOFFS)
+    for name, scored in scores.items():
+        top = top_k(scored, train, k_max).cache()
+        metrics[name] |= ranking_metrics(top, relevant, reviewers, CUTOFFS)
+        metrics[name][f"coverage@{k_max}"] = coverage(top, catalogue_size, k_max)
+        top.unpersist()
+    ranking_users = reviewers.count()
+    relevant.unpersist()
+    reviewers.unpersist()
+    return Evaluation(metrics, rating_rows, test.count() - rating_rows, ranking_users, catalogue_size)
+
+
+def metrics_markdown(metrics: dict[str, Metrics]) -> str:
+    names = list(next(iter(metrics.values())))
+    header = "| metric | " + " | ".join(metrics) + " |\n|---|" + "---:|" * len(metrics) + "\n"
+    rows = [
+        f"| {name} | " + " | ".join("—" if m.get(name) is None else f"{m[name]:.4f}" for m in metrics.values()) + " |"
+        for name in names
+    ]
+    return header + "\n".join(rows)
+
+
+def evaluation_figure(metrics: dict[str, Metrics], title: str) -> Figure:
+    fig = Figure(figsize=(13, 4))
+    ax_rating, ax_ranking = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 3]})
+    panels = (
+        (ax_rating, ["rmse", "mae"], "rating error (lower is better)"),
+        (ax_ranking, [f"{m}@10" for m in (*RANKING_METRICS, "coverage")], "top-10 quality (higher is better)"),
+    )
+    for ax, names, panel_title in panels:
+        x = np.arange(len(names))
+        width = 0.8 / len(metrics)
+        for i, (method, values) in enumerate(metrics.items()):
+            heights = [math.nan if values.get(n) is None else values[n] for n in names]
+            ax.bar(x + (i - (len(metrics) - 1) / 2) * width, heights, width=width, label=method)
+        ax.set_xticks(x, names)
+        ax.set_title(panel_title)
+    ax_ranking.legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
