@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,12 @@ def java_binary() -> str:
     if java is None:
         raise ServiceError("Java is missing: install Java 17 (apt-get install openjdk-17-jre-headless).")
     return java
+
+
+# The readiness probe expects "connection refused" while the broker starts: keep librdkafka quiet.
+_PROBE_LOGGER = logging.getLogger("recsys.kafka.probe")
+_PROBE_LOGGER.addHandler(logging.NullHandler())
+_PROBE_LOGGER.propagate = False
 
 
 def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
@@ -49,7 +56,8 @@ class KafkaService:
 
     def _answers_metadata(self) -> bool:
         try:
-            AdminClient({"bootstrap.servers": self.settings.effective_kafka_bootstrap}).list_topics(timeout=1)
+            probe = AdminClient({"bootstrap.servers": self.settings.effective_kafka_bootstrap, "logger": _PROBE_LOGGER})
+            probe.list_topics(timeout=1)
         except KafkaException:
             return False
         return True
