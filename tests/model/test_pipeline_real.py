@@ -2,21 +2,156 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from recsys_assets.model.evaluation import METHODS
+from recsys_assets.model.store import ModelStore
+from recsys_assets.model.training import load_model
+from recsys_core import mongo, scoring
 from tests.model.conftest import Published
 
+ASSETS = {
+    "review_sample",
+    "training_ratings",
+    "als_model",
+    "model_evaluation",
+    "top5_recommendations",
+    "popular_products",
+    "item_factors",
+}
 
-def test_every_asset_materialised_and_checks_pass(published: Published) -> None:
+
+def _ratings(published: Published, spark: SparkSession):
+    return spark.read.parquet(str(ModelStore(published.state_dir).ratings_path))
+
+
+def test_every_asset_materialises_and_every_check_passes(published: Published) -> None:
     materialised = {e.asset_key.to_user_string() for e in published.result.get_asset_materialization_events()}
-    assert materialised == {
-        "review_sample",
-        "training_ratings",
-        "als_model",
-        "model_evaluation",
-        "top5_recommendations",
-        "popular_products",
-        "item_factors",
-    }
+    assert materialised == ASSETS
     checks = {c.check_name: c for c in published.result.get_asset_check_evaluations()}
-    assert checks["sample_matches_population"].passed
-    assert checks["model_beats_baselines"].passed, checks["model_beats_baselines"].description
-    print(published.metadata("model_evaluation")["metrics"])
+    assert set(checks) == {"sample_matches_population", "model_beats_baselines"}
+    assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items()}
+    for asset in ASSETS:
+        assert published.metadata(asset)["seconds"] >= 0
+
+
+def test_full_fraction_sample_is_the_population(published: Published) -> None:
+    meta = published.metadata("review_sample")
+    reviews = published.pipeline.db[mongo.REVIEWS].count_documents({})
+    assert meta["fraction"] == 1.0
+    assert meta["sample_rows"] == meta["population_rows"] == reviews
+    assert meta["rating_chi2_p_value"] == pytest.approx(1.0)
+    assert meta["user_activity_ks"] == 0.0
+    assert meta["plot"].startswith("![sample vs population](data:image/png;base64,")
+    assert Path(meta["plot_path"]).stat().st_size > 1000
+
+
+def test_training_ratings_are_unique_pairs_with_a_split(published: Published, spark: SparkSession) -> None:
+    ratings = _ratings(published, spark)
+    meta = published.metadata("training_ratings")
+    assert ratings.count() == ratings.select("reviewerID", "asin").distinct().count() == meta["dagster/row_count"]
+    assert meta["dropped_older_duplicate_pairs"] > 0  # All_Beauty repeats reviewer-item pairs
+    assert {r["split"] for r in ratings.select("split").distinct().collect()} == {"train", "test"}
+    # leave-one-out: every reviewer with two or more ratings has exactly one held out
+    per_user = ratings.groupBy("reviewerID").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.when(F.col("split") == "test", 1).otherwise(0)).alias("held_out")
+    )
+    assert per_user.where("(n > 1 AND held_out != 1) OR (n = 1 AND held_out != 0)").count() == 0
+
+
+def test_evaluation_reports_every_metric_for_the_model_and_three_baselines(published: Published) -> None:
+    meta = published.metadata("model_evaluation")
+    for method in METHODS:
+        for k in (5, 10):
+            for metric in ("precision", "recall", "ndcg", "map"):
+                assert 0.0 <= meta[f"{method}/{metric}@{k}"] <= 1.0
+        assert 0.0 < meta[f"{method}/coverage@10"] <= 1.0
+    for method in ("model", "global_mean", "user_item_bias"):
+        assert meta[f"{method}/rmse"] >= meta[f"{method}/mae"] > 0
+    assert "popularity/rmse" not in meta  # popularity predicts no ratings
+    assert meta["gate_status"] == "pass"
+    assert meta["model/rmse"] < meta["user_item_bias/rmse"] < meta["global_mean/rmse"]
+    assert meta["model/ndcg@10"] > meta["popularity/ndcg@10"]
+    assert meta["ranking_users"] >= 1000
+    assert Path(meta["plot_path"]).stat().st_size > 1000
+
+
+def test_every_training_reviewer_gets_five_unrated_real_products(published: Published, spark: SparkSession) -> None:
+    db = published.pipeline.db
+    version = published.metadata("als_model")["model_version"]
+    train_reviewers = {
+        r[0] for r in _ratings(published, spark).where("split = 'train'").select("reviewerID").distinct().collect()
+    }
+    rated: dict[str, set[str]] = {}
+    for review in db[mongo.REVIEWS].find({}, {"reviewerID": 1, "asin": 1}):
+        rated.setdefault(review["reviewerID"], set()).add(review["asin"])
+    real_asins = set(db[mongo.REVIEWS].distinct("asin"))
+    docs = list(db[mongo.RECOMMENDATIONS].find())
+    assert {d["_id"] for d in docs} == train_reviewers
+    for doc in docs:
+        asins = [item["asin"] for item in doc["items"]]
+        assert len(asins) == len(set(asins)) == 5
+        assert not set(asins) & rated[doc["reviewerID"]]
+        assert set(asins) <= real_asins
+        assert doc["model_version"] == version
+        scores = [item["score"] for item in doc["items"]]
+        assert scores == sorted(scores, reverse=True)
+        for item in doc["items"]:
+            assert item["because_asin"] in rated[doc["reviewerID"]]
+            assert item["because"].startswith("because you rated ")
+    titled = [i for d in docs for i in d["items"] if i["title"]]
+    assert titled, "Gift_Cards products have metadata, so some recommendations carry titles"
+
+
+def test_popular_products_are_ordered_by_damped_average(published: Published, spark: SparkSession) -> None:
+    db = published.pipeline.db
+    ratings = _ratings(published, spark)
+    damping, min_ratings = 10.0, 5  # PopularConfig defaults
+    for category in ("__all__", "All_Beauty", "Gift_Cards"):
+        docs = list(db[mongo.POPULAR].find({"category": category}).sort("rank", 1))
+        assert [d["rank"] for d in docs] == list(range(1, 11))
+        scoped = ratings if category == "__all__" else ratings.where(F.col("category") == category)
+        prior = scoped.agg(F.avg("overall")).first()[0]
+        stats = {
+            r["asin"]: (r["n"], r["total"])
+            for r in scoped.groupBy("asin").agg(F.count(F.lit(1)).alias("n"), F.sum("overall").alias("total")).collect()
+        }
+        expected = sorted(
+            ((damping * prior + total) / (damping + n), asin) for asin, (n, total) in stats.items() if n >= min_ratings
+        )[::-1]
+        best = sorted(expected, key=lambda pair: (-pair[0], -stats[pair[1]][0], pair[1]))[:10]
+        assert [d["asin"] for d in docs] == [asin for _, asin in best]
+        assert [d["score"] for d in docs] == pytest.approx([score for score, _ in best])
+        assert all(d["n_ratings"] >= min_ratings for d in docs)
+
+
+def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
+    published: Published, spark: SparkSession
+) -> None:
+    """The published factors plus recsys_core.scoring give the vector Spark learnt for a known reviewer."""
+    db = published.pipeline.db
+    factors = scoring.ItemFactors.from_documents(db[mongo.ITEM_FACTORS].find())
+    store = ModelStore(published.state_dir)
+    model = load_model(spark, store.model_dir(store.candidate_version()))
+    assert factors.model_version == model.version
+    assert len(factors.asins) == len(model.item_indexer.labels)
+    assert factors.rank == 10
+    train = _ratings(published, spark).where("split = 'train'")
+    reviewers = [r[0] for r in train.select("reviewerID").distinct().orderBy("reviewerID").limit(20).collect()]
+    learnt = {r["reviewerID"]: np.asarray(r["vector"]) for r in model.user_factors().collect()}
+    for reviewer in reviewers:
+        ratings = {r["asin"]: r["overall"] for r in train.where(F.col("reviewerID") == reviewer).collect()}
+        folded = scoring.fold_in(factors, ratings)
+        np.testing.assert_allclose(folded, learnt[reviewer], rtol=1e-3, atol=1e-4)
+    published_items = db[mongo.RECOMMENDATIONS].find_one({"_id": reviewers[0]})
+    assert published_items is not None
+    ratings = {r["asin"]: r["overall"] for r in train.where(F.col("reviewerID") == reviewers[0]).collect()}
+    # the batch lists also leave out held-out items: the reviewer rated them too
+    rated = [r["asin"] for r in _ratings(published, spark).where(F.col("reviewerID") == reviewers[0]).collect()]
+    online = [asin for asin, _ in scoring.recommend(factors, ratings, 5, exclude=rated)]
+    assert online == [item["asin"] for item in published_items["items"]]
