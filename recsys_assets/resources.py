@@ -13,7 +13,7 @@ from dagster_pyspark import PySparkResource
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from recsys_assets.ingest.files import CategoryFiles, discover
+from recsys_assets.data_files import CategoryFiles, discover
 from recsys_assets.spark import spark_config
 from recsys_core import mongo
 from recsys_core.settings import Settings
