@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.request
 
 from tests.web.conftest import ARTIFACTS, get_json, unused_port
@@ -17,3 +19,13 @@ def test_serve_runs_gunicorn_gthread(run_server) -> None:
         assert page.headers["Server"].startswith("gunicorn")
         assert b'name="csrf_token"' in page.read()
     assert "Using worker: gthread" in (ARTIFACTS / f"gunicorn-{port}.log").read_text()
+
+
+def test_the_web_app_imports_no_dagster() -> None:
+    check = (
+        "import sys, recsys_web.server; "
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in {'dagster', 'pyspark'}); "
+        "sys.exit(str(leaked) if leaked else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
