@@ -18,7 +18,7 @@ def test_serve_runs_gunicorn_gthread(run_server) -> None:
     with urllib.request.urlopen(f"{base}/auth/login", timeout=5) as page:  # noqa: S310 - a local http URL
         assert page.headers["Server"].startswith("gunicorn")
         assert b'name="csrf_token"' in page.read()
-    assert "Using worker: gthread" in (ARTIFACTS / f"gunicorn-{port}.log").read_text()
+    assert "Using worker: gthread" in (ARTIFACTS / "server-test_serve_runs_gunicorn_gthread-0.log").read_text()
 
 
 def test_the_web_app_imports_no_dagster() -> None:
