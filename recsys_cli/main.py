@@ -47,9 +47,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         where = f"[{outcome.partition}]" if outcome.partition else ""
         print(f"{'ok  ' if outcome.success else 'FAIL'} {outcome.job}{where}")
         for asset_key, metadata in outcome.metadata.items():
-            shown = {k: v for k, v in metadata.items() if isinstance(v, int | float | str) and len(str(v)) < 80}
+            shown = {k: v for k, v in metadata.items() if _is_summary_value(k, v)}
             print(f"     {asset_key}: {shown}")
     return 0 if all(o.success for o in outcomes) else 1
+
+
+def _is_summary_value(key: str, value: object) -> bool:
+    """Counts, names and paths, but not each metric of each baseline (those are in the UI and the plots)."""
+    return "/" not in key and isinstance(value, int | float | str) and len(str(value)) < 100
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,6 +81,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from recsys_web.server import serve
 
+    services.up(settings)
     print(f"recsys web app on http://{args.host}:{args.port}  (Ctrl-C stops it)")
     serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
     return 0

@@ -7,11 +7,12 @@ in docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, HASHED, IndexModel, MongoClient
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
+from pymongo.errors import CollectionInvalid, OperationFailure
 
 from recsys_core.settings import Settings
 
@@ -25,6 +26,7 @@ POPULAR = "popular"
 ITEM_FACTORS = "item_factors"
 INTERACTIONS = "interactions"
 USERS = "users"
+LOGIN_FAILURES = "login_failures"
 
 INDEXES: dict[str, list[IndexModel]] = {
     # asin is the partition key: hashed, so that a sharded cluster spreads it evenly.
@@ -43,7 +45,18 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     POPULAR: [IndexModel([("category", ASCENDING), ("rank", ASCENDING)], name="category_rank")],
     INTERACTIONS: [IndexModel([("reviewerID", ASCENDING), ("ts", DESCENDING)], name="reviewer_ts")],
-    USERS: [IndexModel([("email", ASCENDING)], name="email_unique", unique=True)],
+    USERS: [
+        IndexModel([("email", ASCENDING)], name="email_unique", unique=True),
+        # A reviewerID belongs to at most one account, so no account reads another's recommendations.
+        IndexModel(
+            [("reviewerID", ASCENDING)],
+            name="reviewerID_unique",
+            unique=True,
+            partialFilterExpression={"reviewerID": {"$type": "string"}},
+        ),
+    ],
+    # Failed logins per email+IP, for throttling; they expire through the TTL index.
+    LOGIN_FAILURES: [IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0)],
 }
 
 # Collections sharded on hashed asin when the target is a sharded cluster.
@@ -61,7 +74,8 @@ def database(client: MongoClient[Document], settings: Settings) -> Database[Docu
 def ensure_collection(db: Database[Document], name: str) -> None:
     """Create ``name`` with its contract indexes, and shard it on hashed asin on a sharded cluster."""
     if name not in db.list_collection_names():
-        db.create_collection(name)
+        with contextlib.suppress(CollectionInvalid):  # another process created it in between
+            db.create_collection(name)
     if INDEXES.get(name):
         db[name].create_indexes(INDEXES[name])
     if name in SHARDED_ON_ASIN and is_sharded_cluster(db):

@@ -19,7 +19,6 @@ from pymongo.database import Database
 
 from recsys_core import mongo
 from recsys_web.publisher import Publisher
-from recsys_web.schema import ensure_schema
 
 
 class Gauge:
@@ -62,7 +61,8 @@ class Resources:
         # Outside the lock: with MongoDB down this waits for the server-selection timeout, and
         # other threads must not queue behind it. Running it twice is harmless (idempotent).
         if not self._schema_ready:
-            ensure_schema(db)
+            for name in (mongo.USERS, mongo.LOGIN_FAILURES):
+                mongo.ensure_collection(db, name)
             self._schema_ready = True
         return db
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pymongo.database import Database
 
 from recsys_core import mongo
-from recsys_web.schema import LOGIN_FAILURES
 
 
 def throttle_key(email: str, ip: str | None) -> str:
@@ -23,7 +22,7 @@ def throttle_key(email: str, ip: str | None) -> str:
 def retry_after_s(db: Database[mongo.Document], key: str, max_failures: int) -> int:
     """Seconds until ``key`` may try again; 0 when it is not locked out."""
     now = datetime.now(UTC)
-    doc = db[LOGIN_FAILURES].find_one({"_id": key, "expires_at": {"$gt": now}})
+    doc = db[mongo.LOGIN_FAILURES].find_one({"_id": key, "expires_at": {"$gt": now}})
     if doc is None or doc["count"] < max_failures:
         return 0
     return max(1, int((doc["expires_at"] - now).total_seconds()))
@@ -33,7 +32,7 @@ def record_failure(db: Database[mongo.Document], key: str, window_s: int) -> Non
     """Count a failure; a window that has run out starts afresh (one atomic update)."""
     now = datetime.now(UTC)
     live = {"$gt": ["$expires_at", now]}
-    db[LOGIN_FAILURES].update_one(
+    db[mongo.LOGIN_FAILURES].update_one(
         {"_id": key},
         [
             {
@@ -48,4 +47,4 @@ def record_failure(db: Database[mongo.Document], key: str, window_s: int) -> Non
 
 
 def clear_failures(db: Database[mongo.Document], key: str) -> None:
-    db[LOGIN_FAILURES].delete_one({"_id": key})
+    db[mongo.LOGIN_FAILURES].delete_one({"_id": key})

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -56,7 +57,9 @@ class KafkaService:
 
     def _answers_metadata(self) -> bool:
         try:
-            probe = AdminClient({"bootstrap.servers": self.settings.effective_kafka_bootstrap, "logger": _PROBE_LOGGER})
+            config: dict[str, Any] = {"bootstrap.servers": self.settings.effective_kafka_bootstrap}
+            config["logger"] = _PROBE_LOGGER  # the stubs type config values as scalars only
+            probe = AdminClient(config)
             probe.list_topics(timeout=1)
         except KafkaException:
             return False

@@ -8,7 +8,6 @@ from flask.testing import FlaskClient
 from pymongo.database import Database
 
 from recsys_core import mongo
-from recsys_web.schema import LOGIN_FAILURES
 from tests.web.conftest import PASSWORD, csrf_token, login, make_app, new_reviewer, register
 
 
@@ -82,7 +81,7 @@ def test_repeated_failures_are_throttled_per_email_and_ip(client: FlaskClient, a
 
     # The window ends: MongoDB's TTL monitor deletes the count (it runs once a minute; the
     # check does not wait for it). Move the window into the past instead of sleeping.
-    failures = db[LOGIN_FAILURES]
+    failures = db[mongo.LOGIN_FAILURES]
     assert failures.index_information()["expires_at_ttl"]["expireAfterSeconds"] == 0
     failures.update_many({}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}})
     assert login(client, "carol@example.org").status_code == 302
