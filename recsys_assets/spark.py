@@ -18,6 +18,7 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
+        "spark.log.level": "ERROR",
         "spark.ui.enabled": "false",
         "spark.mongodb.read.connection.uri": uri,
         "spark.mongodb.write.connection.uri": uri,

@@ -12,6 +12,9 @@ from tqdm import tqdm
 
 from recsys_core.settings import Settings
 
+# The console shows Dagster's INFO events (asset logs, check results), not every DEBUG step event.
+_INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -24,6 +27,9 @@ class StepOutcome:
 def use_project_instance(settings: Settings) -> None:
     home = settings.state_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
 
 
@@ -53,9 +59,13 @@ def run_pipeline(settings: Settings, categories: Sequence[str] | None = None) ->
     outcomes = []
     ingest = defs.resolve_job_def("ingest_job")
     for category in tqdm(chosen, desc="ingest", unit="category"):
-        result = ingest.execute_in_process(partition_key=category, instance=instance, raise_on_error=True)
+        result = ingest.execute_in_process(
+            partition_key=category, instance=instance, run_config=_INFO_LOGS, raise_on_error=True
+        )
         outcomes.append(StepOutcome("ingest_job", category, result.success, materialisation_metadata(result)))
     for job in model.JOBS:
-        result = defs.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def(job.name).execute_in_process(
+            instance=instance, run_config=_INFO_LOGS, raise_on_error=False
+        )
         outcomes.append(StepOutcome(job.name, None, result.success, materialisation_metadata(result)))
     return outcomes
