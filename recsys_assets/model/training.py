@@ -78,9 +78,7 @@ def build_pipeline(params: AlsParams) -> tuple[Pipeline, ALS]:
         rating_head,
     ]
     if params.implicit_prefs:
-        stages.append(
-            _als(params, PREFERENCE, ratingCol="overall", implicitPrefs=True, alpha=params.alpha)
-        )
+        stages.append(_als(params, PREFERENCE, ratingCol="overall", implicitPrefs=True, alpha=params.alpha))
     return Pipeline(stages=stages), rating_head
 
 

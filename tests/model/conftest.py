@@ -20,11 +20,9 @@ CATEGORIES = ["All_Beauty", "Gift_Cards"]
 MODEL_ASSETS = [a.key.to_user_string() for a in model.ASSETS]
 
 
-def model_run_config(state_dir: Path, **overrides: dict[str, Any]) -> dict[str, Any]:
-    """Run config giving every model asset the same state folder, plus per-asset overrides."""
-    return {
-        "ops": {name: {"config": {"state_dir": str(state_dir), **overrides.get(name, {})}} for name in MODEL_ASSETS}
-    }
+def model_run_config(state_dir: Path, assets: list[str], **overrides: dict[str, Any]) -> dict[str, Any]:
+    """Run config giving the selected model assets the same state folder, plus per-asset overrides."""
+    return {"ops": {name: {"config": {"state_dir": str(state_dir), **overrides.get(name, {})}} for name in assets}}
 
 
 @dataclass
@@ -38,12 +36,13 @@ class Pipeline:
     def run(
         self, state_dir: Path, selection: list[str] | None = None, **overrides: dict[str, Any]
     ) -> ExecuteInProcessResult:
+        assets = selection or MODEL_ASSETS
         return materialize(
             [*ingest.ASSETS, *model.ASSETS, *model.CHECKS],
-            selection=AssetSelection.assets(*(selection or MODEL_ASSETS)),
+            selection=AssetSelection.assets(*assets),
             instance=self.instance,
             resources=self.resources,
-            run_config=model_run_config(state_dir, **overrides),
+            run_config=model_run_config(state_dir, assets, **overrides),
             raise_on_error=False,
         )
 

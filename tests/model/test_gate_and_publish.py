@@ -1,0 +1,112 @@
+"""The gate stops a worse model, and a crashed publish leaves what is served untouched."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StringType, StructField, StructType
+
+from recsys_assets.model.evaluation import BIAS, MODEL, POPULARITY, judge
+from recsys_assets.model.publishing import atomic_publish
+from recsys_assets.model.store import ModelStore
+from recsys_core import mongo
+from tests.model.conftest import Pipeline, Published
+
+SERVED = (mongo.RECOMMENDATIONS, mongo.POPULAR, mongo.ITEM_FACTORS)
+PUBLISHERS = ["top5_recommendations", "popular_products", "item_factors"]
+
+
+def _snapshot(pipeline: Pipeline) -> dict[str, list[mongo.Document]]:
+    return {name: list(pipeline.db[name].find().sort("_id")) for name in SERVED}
+
+
+def _reuse_ratings(published: Published, state_dir: Path) -> None:
+    """Start from the published run's persisted sample and ratings, so only the model differs."""
+    source, target = ModelStore(published.state_dir), ModelStore(state_dir)
+    shutil.copytree(source.sample_path, target.sample_path)
+    shutil.copytree(source.ratings_path, target.ratings_path)
+
+
+def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(published: Published, tmp_path: Path) -> None:
+    pipeline = published.pipeline
+    before = _snapshot(pipeline)
+    assert all(before.values())
+    _reuse_ratings(published, tmp_path)
+
+    result = pipeline.run(
+        tmp_path,
+        ["als_model", "model_evaluation", *PUBLISHERS],
+        als_model={"max_iter": 1, "rank": 1},
+    )
+
+    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "model_beats_baselines")
+    assert not gate.passed
+    assert gate.severity.value == "ERROR"
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialised == {"als_model", "model_evaluation"}
+    evaluation = next(
+        e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "model_evaluation"
+    )
+    assert evaluation["gate_status"].value == "fail"
+    assert evaluation["model/rmse"].value > evaluation["user_item_bias/rmse"].value
+    assert _snapshot(pipeline) == before
+
+    # Run on their own, the publishers still refuse the failed candidate.
+    alone = pipeline.run(tmp_path, PUBLISHERS)
+    assert not alone.success
+    assert not alone.get_asset_materialization_events()
+    assert _snapshot(pipeline) == before
+
+
+def test_a_crashed_publish_leaves_the_served_collection_intact(published: Published, spark: SparkSession) -> None:
+    db = published.pipeline.db
+    before = list(db[mongo.POPULAR].find().sort("_id"))
+    assert before
+    schema = StructType([StructField("_id", StringType()), StructField("payload", StringType())])
+    rows = [(f"doc-{i}", "small") for i in range(200)]
+    rows.append(("too-big", "x" * (17 * 1024 * 1024)))  # over MongoDB's 16 MB document limit
+    documents = spark.createDataFrame(rows, schema).repartition(4)
+
+    with pytest.raises(Exception, match=r"(?i)too large|size"):
+        atomic_publish(db, mongo.POPULAR, "crash-test", documents)
+
+    assert list(db[mongo.POPULAR].find().sort("_id")) == before
+    assert not [name for name in db.list_collection_names() if "__staging_" in name]
+
+
+def _metrics(
+    model_rmse: float, bias_rmse: float, model_ndcg: float, pop_ndcg: float
+) -> dict[str, dict[str, float | None]]:
+    return {
+        MODEL: {"rmse": model_rmse, "ndcg@10": model_ndcg},
+        BIAS: {"rmse": bias_rmse, "ndcg@10": 0.0},
+        POPULARITY: {"rmse": None, "ndcg@10": pop_ndcg},
+    }
+
+
+@pytest.mark.parametrize(
+    ("metrics", "status"),
+    [
+        (_metrics(0.30, 0.40, 0.70, 0.50), "pass"),
+        (_metrics(0.45, 0.40, 0.70, 0.50), "fail"),  # loses on RMSE
+        (_metrics(0.30, 0.40, 0.50, 0.50), "fail"),  # ties popularity: not a win
+    ],
+)
+def test_gate_needs_both_wins(metrics: dict[str, dict[str, float | None]], status: str) -> None:
+    verdict = judge(metrics, rating_rows=1000, ranking_users=1000, min_rating_rows=500, min_ranking_users=200)
+    assert verdict.status == status
+    assert verdict.publishable == (status == "pass")
+
+
+def test_gate_warns_instead_of_judging_too_little_data() -> None:
+    verdict = judge(
+        _metrics(0.9, 0.4, 0.1, 0.5), rating_rows=120, ranking_users=80, min_rating_rows=500, min_ranking_users=200
+    )
+    assert verdict.status == "too_small"
+    assert verdict.publishable
+    assert "120 ratings" in verdict.reasons[0]

@@ -1,0 +1,41 @@
+"""The job, schedule and sensor, through the real code location and a real Dagster instance."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from recsys_assets import ingest, model
+from recsys_assets.definitions import defs
+from recsys_assets.model.orchestration import retrain_on_raw_reviews
+from tests.model.conftest import Pipeline
+
+
+def test_the_code_location_loads_the_model_job_schedule_and_sensor() -> None:
+    job = defs.resolve_job_def("recsys_model_job")
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
+        a.key.to_user_string() for a in model.ASSETS
+    }
+    assert job.executor_def.name == "in_process"
+    schedule = defs.resolve_schedule_def("recsys_daily_retrain")
+    assert schedule.cron_schedule == "0 3 * * *"
+    assert schedule.job_name == "recsys_model_job"
+    assert defs.resolve_sensor_def("retrain_on_raw_reviews").job_name == "recsys_model_job"
+
+
+def test_re_ingesting_a_category_requests_one_retrain(ingested: Pipeline) -> None:
+    instance: DagsterInstance = ingested.instance
+    first = retrain_on_raw_reviews.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+    assert len(first.run_requests) == 1  # the session's ingestion
+
+    quiet = retrain_on_raw_reviews.evaluate_tick(
+        build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor)
+    )
+    assert not quiet.run_requests
+
+    result = materialize(ingest.ASSETS, partition_key="Gift_Cards", instance=instance, resources=ingested.resources)
+    assert result.success
+    after = retrain_on_raw_reviews.evaluate_tick(
+        build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor)
+    )
+    assert len(after.run_requests) == 1
+    assert after.run_requests[0].tags["recsys/trigger"] == "raw_reviews:Gift_Cards"
