@@ -1,0 +1,91 @@
+"""recsys_core.scoring in plain numpy: the fold-in solves Spark's per-user normal equations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys_core.scoring import ItemFactors, fold_in, recommend, scores
+
+
+def _factors(implicit: bool) -> ItemFactors:
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(6, 3))
+    docs = [
+        {
+            "asin": f"i{i}",
+            "vector": vectors[i].tolist(),
+            "item_bias": 0.1 * i,
+            "model_version": "v1",
+            "reg_param": 0.1,
+            "implicit_prefs": implicit,
+            "alpha": 2.0,
+            "global_mean": 4.0,
+            "bias_damping": 5.0,
+        }
+        for i in range(6)
+    ]
+    return ItemFactors.from_documents(reversed(docs))
+
+
+def test_implicit_fold_in_minimises_the_weighted_loss() -> None:
+    factors = _factors(implicit=True)
+    ratings = {"i0": 5.0, "i3": 1.0}
+    x = fold_in(factors, ratings)
+    y = factors.vectors
+    p = np.array([1.0 if a in ratings else 0.0 for a in factors.asins])
+    c = np.array([1.0 + 2.0 * ratings.get(a, 0.0) for a in factors.asins])
+
+    def loss(v: np.ndarray) -> float:
+        return float((c * (p - y @ v) ** 2).sum() + 0.1 * len(ratings) * v @ v)
+
+    rng = np.random.default_rng(2)
+    assert all(loss(x) <= loss(x + 1e-3 * rng.normal(size=3)) for _ in range(50))
+
+
+def test_explicit_fold_in_fits_the_residuals_and_scores_add_the_item_bias() -> None:
+    factors = _factors(implicit=False)
+    ratings = {"i1": 5.0, "i2": 3.0, "i4": 4.0}
+    x = fold_in(factors, ratings)
+    rows = [factors.asins.index(a) for a in ratings]
+    r = np.array(list(ratings.values()))
+    offsets = r - 4.0 - factors.item_bias[rows]
+    residual = offsets - offsets.sum() / (3 + 5.0)
+    y = factors.vectors[rows]
+    np.testing.assert_allclose((y.T @ y + 0.1 * 3 * np.eye(3)) @ x, y.T @ residual)
+    np.testing.assert_allclose(scores(factors, x), factors.vectors @ x + factors.item_bias)
+
+
+def test_recommend_skips_rated_and_excluded_items_and_unknown_ratings_are_ignored() -> None:
+    factors = _factors(implicit=True)
+    ranked = recommend(factors, {"i0": 5.0, "unknown": 5.0}, 10, exclude=["i5"])
+    assert sorted(a for a, _ in ranked) == ["i1", "i2", "i3", "i4"]
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+    assert not fold_in(factors, {"unknown": 4.0}).any()
+
+
+def test_factors_of_mixed_versions_are_refused() -> None:
+    docs = [
+        {
+            "asin": "a",
+            "vector": [1.0],
+            "model_version": "v1",
+            "reg_param": 0.1,
+            "implicit_prefs": True,
+            "alpha": 1.0,
+            "global_mean": 4.0,
+            "bias_damping": 5.0,
+        },
+        {
+            "asin": "b",
+            "vector": [1.0],
+            "model_version": "v2",
+            "reg_param": 0.1,
+            "implicit_prefs": True,
+            "alpha": 1.0,
+            "global_mean": 4.0,
+            "bias_damping": 5.0,
+        },
+    ]
+    with pytest.raises(ValueError, match="more than one model version"):
+        ItemFactors.from_documents(docs)
