@@ -44,64 +44,70 @@ def parse_reviews(lines: DataFrame, category: str) -> DataFrame:
     Output columns: _id, category, source_file, line_number, *REVIEW_FIELDS, reason, value.
     """
     j = parse_json_strings(lines, _SOURCE_FIELDS)
-
-    reviewer = F.trim(F.coalesce(field("reviewerID"), field("user_id")))
-    asin = F.trim(F.coalesce(field("asin"), field("parent_asin")))
-    rating_raw = F.coalesce(field("overall"), field("rating"))
-    rating = rating_raw.try_cast(T.DoubleType())
-    seconds_raw = field("unixReviewTime")
-    millis_raw = field("timestamp")
-    seconds = F.coalesce(seconds_raw.try_cast(T.LongType()), (millis_raw.try_cast(T.LongType()) / 1000).cast("long"))
+    seconds = F.coalesce(
+        field("unixReviewTime").try_cast(T.LongType()),
+        (field("timestamp").try_cast(T.LongType()) / 1000).cast(T.LongType()),
+    )
     vote_raw = F.coalesce(field("vote"), field("helpful_vote"), F.get_json_object(field("helpful"), "$[0]"))
-    vote = F.regexp_replace(vote_raw, ",", "").try_cast(T.IntegerType())
-    verified_raw = F.coalesce(field("verified"), field("verified_purchase"))
-    verified = verified_raw.try_cast(T.BooleanType())
-    style = F.from_json(field("style"), T.MapType(T.StringType(), T.StringType()))
-    image_2018 = F.from_json(field("image"), T.ArrayType(T.StringType()))
-    image_2023 = F.transform(
-        F.from_json(field("images"), T.ArrayType(T.MapType(T.StringType(), T.StringType()))),
-        lambda img: F.coalesce(img["large_image_url"], img["medium_image_url"], img["small_image_url"]),
-    )
-    review_time = F.coalesce(field("reviewTime"), F.date_format(F.from_unixtime(seconds), "MM d, yyyy"))
-
-    reason = quarantine_reason(
-        [
-            (F.col("j").isNull(), "empty_line"),
-            (F.col(f"j.{CORRUPT}").isNotNull(), "invalid_json"),
-            (reviewer.isNull() | (reviewer == ""), "missing_reviewerID"),
-            (asin.isNull() | (asin == ""), "missing_asin"),
-            (_is_json_container(reviewer), "wrong_type:reviewerID"),
-            (_is_json_container(asin), "wrong_type:asin"),
-            (rating_raw.isNull(), "missing_rating"),
-            (rating.isNull(), "wrong_type:overall"),
-            ((rating < 1) | (rating > 5), "rating_out_of_range"),
-            (F.coalesce(seconds_raw, millis_raw).isNotNull() & seconds.isNull(), "wrong_type:unixReviewTime"),
-            (vote_raw.isNotNull() & vote.isNull(), "wrong_type:vote"),
-            (verified_raw.isNotNull() & verified.isNull(), "wrong_type:verified"),
-            (field("style").isNotNull() & style.isNull(), "wrong_type:style"),
-            (field("image").isNotNull() & image_2018.isNull(), "wrong_type:image"),
-        ]
-    )
-    fields = {
-        "reviewerID": reviewer,
-        "asin": asin,
-        "overall": rating,
-        "unixReviewTime": seconds,
-        "reviewTime": review_time,
-        "verified": verified,
-        "reviewerName": field("reviewerName"),
-        "reviewText": F.coalesce(field("reviewText"), field("text")),
-        "summary": F.coalesce(field("summary"), field("title")),
-        "vote": vote,
-        "style": style,
-        "image": F.coalesce(image_2018, image_2023),
-    }
-    documents = j.select(
+    # Stage 1 casts each field once; the rules below then compare plain columns, so no cast or
+    # JSON parse is evaluated twice (keeping the generated code small and fast).
+    typed = j.select(
         "source_file",
         "line_number",
         "value",
+        F.col("j").isNull().alias("_empty"),
+        F.col(f"j.{CORRUPT}").isNotNull().alias("_corrupt"),
+        F.trim(F.coalesce(field("reviewerID"), field("user_id"))).alias("reviewerID"),
+        F.trim(F.coalesce(field("asin"), field("parent_asin"))).alias("asin"),
+        F.coalesce(field("overall"), field("rating")).alias("_overall_raw"),
+        F.coalesce(field("unixReviewTime"), field("timestamp")).alias("_time_raw"),
+        seconds.alias("unixReviewTime"),
+        field("reviewTime").alias("_review_time_raw"),
+        vote_raw.alias("_vote_raw"),
+        F.coalesce(field("verified"), field("verified_purchase")).alias("_verified_raw"),
+        field("reviewerName").alias("reviewerName"),
+        F.coalesce(field("reviewText"), field("text")).alias("reviewText"),
+        F.coalesce(field("summary"), field("title")).alias("summary"),
+        field("style").alias("_style_raw"),
+        F.from_json(field("style"), T.MapType(T.StringType(), T.StringType())).alias("style"),
+        field("image").alias("_image_raw"),
+        F.from_json(field("image"), T.ArrayType(T.StringType())).alias("_image_2018"),
+        F.transform(
+            F.from_json(field("images"), T.ArrayType(T.MapType(T.StringType(), T.StringType()))),
+            lambda img: F.coalesce(img["large_image_url"], img["medium_image_url"], img["small_image_url"]),
+        ).alias("_image_2023"),
+    ).select(
+        "*",
+        F.col("_overall_raw").try_cast(T.DoubleType()).alias("overall"),
+        F.regexp_replace("_vote_raw", ",", "").try_cast(T.IntegerType()).alias("vote"),
+        F.col("_verified_raw").try_cast(T.BooleanType()).alias("verified"),
+    )
+    c = F.col
+    reason = quarantine_reason(
+        [
+            (c("_empty"), "empty_line"),
+            (c("_corrupt"), "invalid_json"),
+            (c("reviewerID").isNull() | (c("reviewerID") == ""), "missing_reviewerID"),
+            (c("asin").isNull() | (c("asin") == ""), "missing_asin"),
+            (_is_json_container(c("reviewerID")), "wrong_type:reviewerID"),
+            (_is_json_container(c("asin")), "wrong_type:asin"),
+            (c("_overall_raw").isNull(), "missing_rating"),
+            (c("overall").isNull(), "wrong_type:overall"),
+            ((c("overall") < 1) | (c("overall") > 5), "rating_out_of_range"),
+            (c("_time_raw").isNotNull() & c("unixReviewTime").isNull(), "wrong_type:unixReviewTime"),
+            (c("_vote_raw").isNotNull() & c("vote").isNull(), "wrong_type:vote"),
+            (c("_verified_raw").isNotNull() & c("verified").isNull(), "wrong_type:verified"),
+            (c("_style_raw").isNotNull() & c("style").isNull(), "wrong_type:style"),
+            (c("_image_raw").isNotNull() & c("_image_2018").isNull(), "wrong_type:image"),
+        ]
+    )
+    documents = typed.select(
+        "*",
         F.lit(category).alias("category"),
-        *[column.alias(name) for name, column in fields.items()],
+        F.coalesce("_review_time_raw", F.date_format(F.from_unixtime("unixReviewTime"), "MM d, yyyy")).alias(
+            "reviewTime"
+        ),
+        F.coalesce("_image_2018", "_image_2023").alias("image"),
         reason.alias("reason"),
     )
     return documents.withColumn("_id", stable_id(category, list(REVIEW_FIELDS))).select(
