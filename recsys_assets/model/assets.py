@@ -11,7 +11,7 @@ from typing import Any
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from dagster_pyspark import PySparkResource
 from pydantic import Field
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys_assets.model import evaluation as ev
@@ -300,7 +300,7 @@ def model_evaluation(
     )
 
 
-def _publishable_model(store: ModelStore, spark: Any) -> TrainedModel:
+def _publishable_model(store: ModelStore, spark: SparkSession) -> TrainedModel:
     """The candidate model, only if its evaluation let it through the gate (whatever ran before)."""
     version = store.candidate_version()
     evaluation_path = store.evaluation_path(version)
