@@ -2,6 +2,7 @@
 
 Assets hand each other data through files under the stage's state folder (see store.py)
 and MongoDB, never through Dagster's I/O manager: a Spark DataFrame is a plan, not data.
+(No ``from __future__ import annotations`` here: Dagster reads the Config annotations at runtime.)
 """
 
 import time

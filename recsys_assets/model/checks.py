@@ -1,7 +1,8 @@
 """Asset checks: the sample must match its population, and the model must earn publication.
 
 Both read the verdict their asset recorded in its materialisation metadata, so the numbers
-shown in the UI and the decision taken are the same numbers.
+shown in the UI and the decision taken are the same numbers. (No postponed annotations:
+Dagster inspects the ``context`` annotation at definition time.)
 """
 
 from typing import Any

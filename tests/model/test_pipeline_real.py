@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from recsys_assets.model.assets import PopularConfig
 from recsys_assets.model.evaluation import METHODS
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import load_model
@@ -111,10 +112,11 @@ def test_every_training_reviewer_gets_five_unrated_real_products(published: Publ
 def test_popular_products_are_ordered_by_damped_average(published: Published, spark: SparkSession) -> None:
     db = published.pipeline.db
     ratings = _ratings(published, spark)
-    damping, min_ratings = 10.0, 5  # PopularConfig defaults
+    defaults = PopularConfig()
+    damping, min_ratings, top_n = defaults.damping, defaults.min_ratings, defaults.top_n
     for category in ("__all__", "All_Beauty", "Gift_Cards"):
         docs = list(db[mongo.POPULAR].find({"category": category}).sort("rank", 1))
-        assert [d["rank"] for d in docs] == list(range(1, 11))
+        assert [d["rank"] for d in docs] == list(range(1, top_n + 1))
         scoped = ratings if category == "__all__" else ratings.where(F.col("category") == category)
         prior = scoped.agg(F.avg("overall")).first()[0]
         stats = {
@@ -124,7 +126,7 @@ def test_popular_products_are_ordered_by_damped_average(published: Published, sp
         expected = sorted(
             ((damping * prior + total) / (damping + n), asin) for asin, (n, total) in stats.items() if n >= min_ratings
         )[::-1]
-        best = sorted(expected, key=lambda pair: (-pair[0], -stats[pair[1]][0], pair[1]))[:10]
+        best = sorted(expected, key=lambda pair: (-pair[0], -stats[pair[1]][0], pair[1]))[:top_n]
         assert [d["asin"] for d in docs] == [asin for _, asin in best]
         assert [d["score"] for d in docs] == pytest.approx([score for score, _ in best])
         assert all(d["n_ratings"] >= min_ratings for d in docs)
