@@ -136,3 +136,16 @@ def test_too_little_data_to_judge_publishes_with_a_warning(published: Published,
     original = ModelStore(published.state_dir).candidate_version()
     for name in SERVED:
         assert set(pipeline.db[name].distinct("model_version")) == {original}
+
+
+def test_a_failing_sample_check_blocks_training(ingested: Pipeline, tmp_path: Path) -> None:
+    """The sample check is blocking: with a threshold no p-value can reach, nothing downstream runs."""
+    result = ingested.run(
+        tmp_path, ["review_sample", "training_ratings"], review_sample={"fraction": 0.5, "min_p_value": 1.01}
+    )
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "sample_matches_population")
+    assert not check.passed
+    assert "rating_chi2_p_value" in (check.description or "")
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialised == {"review_sample"}
+    assert not ModelStore(tmp_path).ratings_path.exists()
