@@ -12,6 +12,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from recsys_assets.model.evaluation import BIAS, MODEL, POPULARITY, judge
 from recsys_assets.model.publishing import atomic_publish
 from recsys_assets.model.store import ModelStore
+from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo
 from tests.model.conftest import Pipeline, Published
 
@@ -45,15 +46,11 @@ def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(published: 
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "model_beats_baselines")
     assert not gate.passed
     assert gate.severity.value == "ERROR"
-    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialised == {"als_model", "model_evaluation"}
-    evaluation = next(
-        e.step_materialization_data.materialization.metadata
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "model_evaluation"
-    )
-    assert evaluation["gate_status"].value == "fail"
-    assert evaluation["model/rmse"].value > evaluation["user_item_bias/rmse"].value
+    materialised = materialisation_metadata(result)
+    assert set(materialised) == {"als_model", "model_evaluation"}
+    evaluation = materialised["model_evaluation"]
+    assert evaluation["gate_status"] == "fail"
+    assert evaluation["model/rmse"] > evaluation["user_item_bias/rmse"]
     assert _snapshot(pipeline) == before
 
     # Run on their own, the publishers still refuse the failed candidate.
@@ -146,6 +143,5 @@ def test_a_failing_sample_check_blocks_training(ingested: Pipeline, tmp_path: Pa
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "sample_matches_population")
     assert not check.passed
     assert "rating_chi2_p_value" in (check.description or "")
-    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialised == {"review_sample"}
+    assert set(materialisation_metadata(result)) == {"review_sample"}
     assert not ModelStore(tmp_path).ratings_path.exists()

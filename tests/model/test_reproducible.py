@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from dagster import ExecuteInProcessResult
 from pyspark.sql import SparkSession
 
 from recsys_assets.model.store import ModelStore
+from recsys_assets.runs import materialisation_metadata
 from tests.model.conftest import Pipeline
 
 UP_TO_EVALUATION = ["review_sample", "training_ratings", "als_model", "model_evaluation"]
 
 
-def _evaluation(result) -> dict[str, object]:
-    (event,) = [
-        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "model_evaluation"
-    ]
-    metadata = event.step_materialization_data.materialization.metadata
-    return {k: v.value for k, v in metadata.items() if "/" in k}
+def _evaluation(result: ExecuteInProcessResult) -> dict[str, Any]:
+    """The evaluation's metric values (keys like "model/rmse")."""
+    metadata = materialisation_metadata(result)["model_evaluation"]
+    return {k: v for k, v in metadata.items() if "/" in k}
 
 
 def test_same_seed_and_data_give_the_same_sample_and_metrics(

@@ -24,7 +24,7 @@ def _reviews(spark: SparkSession, rows: list[tuple[object, ...]]) -> DataFrame:
 
 def _synthetic(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 3) -> DataFrame:
     rng = np.random.default_rng(seed)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for u in range(users):
         for i in rng.choice(items, size=int(rng.integers(4, 9)), replace=False):
             rating = float(rng.choice([1, 2, 3, 4, 5], p=[0.05, 0.05, 0.1, 0.2, 0.6]))
