@@ -116,7 +116,13 @@ def raw_products(
     started = time.monotonic()
     category = context.partition_key
     files = raw_data.files_of(category).meta_files
-    target = Target(collection=mongo_contract.PRODUCTS, scope={"source_category": category}, kind="product")
+    # A product (_id = asin) may also be listed in another category's metadata.
+    target = Target(
+        collection=mongo_contract.PRODUCTS,
+        scope={"source_category": category},
+        kind="product",
+        ids_unique_to_scope=False,
+    )
     if not files:
         context.log.warning(f"{category} has no meta_{category} file; no products are loaded for it.")
     with mongo.db() as db:

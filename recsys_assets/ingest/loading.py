@@ -42,6 +42,9 @@ class Target:
     collection: str
     scope: dict[str, Any]
     kind: str
+    # True when a document id can only ever belong to this scope (the review id hashes the
+    # category in); then a first load may insert instead of upsert, which is about twice as fast.
+    ids_unique_to_scope: bool = True
 
 
 def load_partition(parsed: DataFrame, target: Target, db: Database[mongo.Document], uri: str) -> LoadCounts:
@@ -63,7 +66,9 @@ def load_partition(parsed: DataFrame, target: Target, db: Database[mongo.Documen
         ).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             loaded = documents.count()
-            stale = replace_scope(documents, target.collection, target.scope, db, uri, loaded)
+            stale = replace_scope(
+                documents, target.collection, target.scope, db, uri, loaded, target.ids_unique_to_scope
+            )
         finally:
             documents.unpersist()
         quarantined = quarantine_documents(parsed.filter(F.col("reason").isNotNull()), target)
@@ -74,6 +79,7 @@ def load_partition(parsed: DataFrame, target: Target, db: Database[mongo.Documen
             db,
             uri,
             sum(by_reason.values()),
+            ids_unique_to_scope=True,
         )
     finally:
         parsed.unpersist()
@@ -110,20 +116,23 @@ def replace_scope(
     db: Database[mongo.Document],
     uri: str,
     expected: int,
+    ids_unique_to_scope: bool,
 ) -> int:
     """Make the documents of ``scope`` in ``collection`` exactly ``documents``.
 
     Upserts by ``_id`` (so a second load changes nothing), then deletes the documents of the
-    scope that the new load no longer has. Returns how many were deleted.
+    scope that the new load no longer has. Returns how many were deleted. Into an empty scope
+    whose ids no other scope can hold, plain inserts do the same work faster.
     """
     mongo.ensure_collection(db, collection)
+    fresh = ids_unique_to_scope and db[collection].find_one(scope, {"_id": 1}) is None
     (
         documents.write.format("mongodb")
         .mode("append")
         .option("connection.uri", uri)
         .option("database", db.name)
         .option("collection", collection)
-        .option("operationType", "replace")
+        .option("operationType", "insert" if fresh else "replace")
         .option("upsertDocument", "true")
         .save()
     )
