@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from dagster import ConfigurableResource
 from dagster_pyspark import PySparkResource
 from pymongo import MongoClient
@@ -52,14 +53,43 @@ class RawDataResource(ConfigurableResource):  # type: ignore[type-arg]
         return found
 
 
+class DeliveryReport(NamedTuple):
+    delivered: int
+    failed: int
+
+
 class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Kafka producer settings for assets that announce what they published."""
+    """Kafka, for assets that announce what they published on the ``recommendations`` topic."""
 
     bootstrap_servers: str
     topic_recommendations: str
+    delivery_timeout_s: float = 30.0
 
-    def producer(self) -> Producer:
-        return Producer({"bootstrap.servers": self.bootstrap_servers, "enable.idempotence": True})
+    def announce(self, messages: Iterable[tuple[bytes, bytes]]) -> DeliveryReport:
+        """Produce (key, value) pairs to the recommendations topic and wait for every delivery report.
+
+        A message not confirmed within ``delivery_timeout_s`` counts as failed; nothing raises,
+        because MongoDB, not Kafka, is the record of what was published.
+        """
+        timeout_ms = int(self.delivery_timeout_s * 1000)
+        producer = Producer(
+            {"bootstrap.servers": self.bootstrap_servers, "enable.idempotence": True, "message.timeout.ms": timeout_ms}
+        )
+        outcomes = {"delivered": 0, "failed": 0}
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            outcomes["failed" if error else "delivered"] += 1
+
+        for key, value in messages:
+            while True:
+                try:
+                    producer.produce(self.topic_recommendations, key=key, value=value, on_delivery=on_delivery)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain
+                    producer.poll(0.5)
+            producer.poll(0)
+        unconfirmed = producer.flush(self.delivery_timeout_s + 5)
+        return DeliveryReport(outcomes["delivered"], outcomes["failed"] + unconfirmed)
 
 
 def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:  # type: ignore[type-arg]

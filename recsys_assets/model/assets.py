@@ -20,6 +20,7 @@ from recsys_assets.model.features import TRAIN, SplitMethod, clean_ratings, spli
 from recsys_assets.model.plots import figure_metadata
 from recsys_assets.model.publishing import (
     atomic_publish,
+    batch_events,
     item_factor_documents,
     popular_documents,
     recommendation_documents,
@@ -43,7 +44,7 @@ from recsys_assets.model.training import (
     model_version,
     save_model,
 )
-from recsys_assets.resources import MongoResource
+from recsys_assets.resources import KafkaResource, MongoResource
 from recsys_core import mongo as mongo_contract
 
 GROUP = "model"
@@ -332,19 +333,37 @@ def _publish(
 PUBLISH_DEPS = [model_evaluation, als_model, training_ratings]
 
 
-@asset(deps=PUBLISH_DEPS, group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@asset(deps=PUBLISH_DEPS, group_name=PUBLISH_GROUP, kinds={"spark", "mongodb", "kafka"})
 def top5_recommendations(
-    config: RecommendationsConfig, pyspark: PySparkResource, mongo: MongoResource
+    context: AssetExecutionContext,
+    config: RecommendationsConfig,
+    pyspark: PySparkResource,
+    mongo: MongoResource,
+    kafka: KafkaResource,
 ) -> MaterializeResult:  # type: ignore[type-arg]
-    """Each training reviewer's top k unrated products, with a reason, swapped into `recommendations`."""
+    """Each training reviewer's top k unrated products, with a reason, swapped into `recommendations`.
+
+    Once swapped in, every list is also announced on the `recommendations` topic (source
+    "batch"), so a reviewer watching the web app sees the new model's list arrive live.
+    """
     started = time.perf_counter()
     spark = pyspark.spark_session
     model = _publishable_model(config.store, spark)
     ratings = spark.read.parquet(str(config.store.ratings_path))
     documents = recommendation_documents(model, ratings, read_products(spark), config.k, datetime.now(UTC)).cache()
-    result = _publish(mongo, mongo_contract.RECOMMENDATIONS, model.version, documents, started)
+    published = _publish(mongo, mongo_contract.RECOMMENDATIONS, model.version, documents, started)
+    report = kafka.announce(batch_events(documents))
     documents.unpersist()
-    return result
+    if report.failed:
+        context.log.warning(f"{report.failed} of the published lists were not confirmed by Kafka")
+    return MaterializeResult(
+        metadata={
+            **(published.metadata or {}),
+            "announced": report.delivered,
+            "announce_failed": report.failed,
+            "topic": kafka.topic_recommendations,
+        }
+    )
 
 
 @asset(deps=PUBLISH_DEPS, group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})

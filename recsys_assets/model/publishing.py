@@ -7,7 +7,8 @@ old table or the new one, never a half-written mix. Each document carries the mo
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from pymongo.database import Database
 from pyspark.sql import DataFrame, Window
@@ -17,6 +18,7 @@ from recsys_assets.model.features import TRAIN
 from recsys_assets.model.ranking import cosine, top_k
 from recsys_assets.model.training import TrainedModel
 from recsys_core import mongo
+from recsys_core.messages import RecommendationEvent, RecommendedItem
 
 ALL_CATEGORIES = "__all__"
 
@@ -52,6 +54,30 @@ def atomic_publish(db: Database[mongo.Document], target: str, version: str, docu
         db.drop_collection(staging)
         raise
     return written
+
+
+def batch_events(documents: DataFrame) -> Iterator[tuple[bytes, bytes]]:
+    """The ``recommendations`` topic's (key, value) for each published recommendation document."""
+    for row in documents.toLocalIterator():
+        event = RecommendationEvent(
+            reviewerID=row["reviewerID"],
+            items=tuple(
+                RecommendedItem(
+                    asin=item["asin"],
+                    score=float(item["score"]),
+                    title=item["title"],
+                    image=item["image"],
+                    price=item["price"],
+                    because=item["because"],
+                )
+                for item in row["items"]
+            ),
+            model_version=row["model_version"],
+            source="batch",
+            # PySpark hands timestamps back as naive local time; the message carries UTC.
+            ts=datetime.fromtimestamp(row["updated_at"].timestamp(), UTC),
+        )
+        yield event.key(), event.encode()
 
 
 def recommendation_documents(

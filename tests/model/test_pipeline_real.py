@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from confluent_kafka import Consumer
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -15,6 +18,8 @@ from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import load_model
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo, scoring
+from recsys_core.messages import MessageError, RecommendationEvent
+from recsys_core.settings import Settings
 from tests.model.conftest import Published
 
 ASSETS = {
@@ -157,3 +162,40 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
     rated = [r["asin"] for r in _ratings(published, spark).where(F.col("reviewerID") == reviewers[0]).collect()]
     online = [asin for asin, _ in scoring.recommend(factors, ratings, 5, exclude=rated)]
     assert online == [item["asin"] for item in published_items["items"]]
+
+
+def test_published_lists_are_announced_on_kafka(published: Published, settings: Settings) -> None:
+    top5 = published.metadata("top5_recommendations")
+    assert top5["announced"] == top5["documents"]
+    assert top5["announce_failed"] == 0
+
+    db = published.pipeline.db
+    wanted = db[mongo.RECOMMENDATIONS].find_one(sort=[("_id", 1)])
+    assert wanted is not None
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.effective_kafka_bootstrap,
+            "group.id": f"test-announce-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([settings.topic_recommendations])
+    found: RecommendationEvent | None = None
+    deadline = time.monotonic() + 60
+    try:
+        while found is None and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error() or message.key() != wanted["_id"].encode():
+                continue
+            try:
+                event = RecommendationEvent.decode(message.value() or b"")
+            except MessageError:  # an older run's message; the one we want must decode
+                continue
+            if event.model_version == wanted["model_version"]:
+                found = event
+    finally:
+        consumer.close()
+    assert found is not None, "the published list of the first reviewer never arrived on Kafka"
+    assert found.source == "batch"
+    assert [item.asin for item in found.items] == [item["asin"] for item in wanted["items"]]
