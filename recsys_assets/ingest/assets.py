@@ -2,6 +2,8 @@
 
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from dagster import (
     AddDynamicPartitionsRequest,
@@ -23,6 +25,7 @@ from dagster import (
     sensor,
 )
 from dagster_pyspark import PySparkResource
+from pyspark.sql import DataFrame
 
 from recsys_assets.ingest.lines import numbered_lines
 from recsys_assets.ingest.loading import LoadCounts, Target, load_partition
@@ -36,11 +39,28 @@ CATEGORY_PARTITIONS = DynamicPartitionsDefinition(name=CATEGORY)
 INGEST_GROUP = "ingest"
 
 
-def _result(
-    counts: LoadCounts, target: Target, files: list[str], started: float, mongo_res: MongoResource, asset_name: str
-) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation
-    with mongo_res.db() as db:
+def _load(
+    context: AssetExecutionContext,
+    pyspark: PySparkResource,
+    mongo: MongoResource,
+    files: list[Path],
+    parse: Callable[[DataFrame, str], DataFrame],
+    target: Target,
+) -> MaterializeResult:  # type: ignore[type-arg]
+    """Parse and load one category's files into ``target``; the counts are metadata and a check."""
+    started = time.monotonic()
+    category = context.partition_key
+    asset_name = context.asset_key.to_user_string()
+    context.log.info(f"{asset_name}[{category}]: loading {[f.name for f in files]} into {target.collection}")
+    with mongo.db() as db:
+        if files:
+            counts = load_partition(
+                parse(numbered_lines(pyspark.spark_session, files), category), target, db, mongo.uri
+            )
+        else:
+            counts = LoadCounts(read=0, loaded=0, duplicate=0, quarantined=0, reasons={}, stale_removed=0)
         in_collection = db[target.collection].count_documents(target.scope)
+    context.log.info(f"{asset_name}[{category}]: {counts}")
     return MaterializeResult(
         metadata={
             "lines_read": counts.read,
@@ -50,8 +70,8 @@ def _result(
             "quarantine_reasons": MetadataValue.json(counts.reasons),
             "stale_removed": counts.stale_removed,
             "documents_in_partition": in_collection,
-            "collection": f"{mongo_res.database}.{target.collection}",
-            "files": MetadataValue.json(files),
+            "collection": f"{mongo.database}.{target.collection}",
+            "files": MetadataValue.json([f.name for f in files]),
             "duration_s": round(time.monotonic() - started, 2),
         },
         check_results=[
@@ -90,16 +110,9 @@ def _counts_check(asset_name: str) -> AssetCheckSpec:
 def raw_reviews(
     context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation
-    started = time.monotonic()
     category = context.partition_key
-    files = raw_data.files_of(category).review_files
     target = Target(collection=mongo_contract.REVIEWS, scope={"category": category}, kind="review")
-    context.log.info(f"Loading {len(files)} review file(s) of {category}: {[f.name for f in files]}")
-    with mongo.db() as db:
-        parsed = parse_reviews(numbered_lines(pyspark.spark_session, files), category) if files else None
-        counts = load_partition(parsed, target, db, mongo.uri) if parsed else LoadCounts(0, 0, 0, 0, {}, 0)
-    context.log.info(f"{category}: {counts}")
-    return _result(counts, target, [f.name for f in files], started, mongo, "raw_reviews")
+    return _load(context, pyspark, mongo, raw_data.files_of(category).review_files, parse_reviews, target)
 
 
 @asset(
@@ -113,9 +126,10 @@ def raw_reviews(
 def raw_products(
     context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation
-    started = time.monotonic()
     category = context.partition_key
     files = raw_data.files_of(category).meta_files
+    if not files:
+        context.log.warning(f"{category} has no meta_{category} file; no products are loaded for it.")
     # A product (_id = asin) may also be listed in another category's metadata.
     target = Target(
         collection=mongo_contract.PRODUCTS,
@@ -123,18 +137,7 @@ def raw_products(
         kind="product",
         ids_unique_to_scope=False,
     )
-    if not files:
-        context.log.warning(f"{category} has no meta_{category} file; no products are loaded for it.")
-    with mongo.db() as db:
-        counts = (
-            load_partition(
-                parse_products(numbered_lines(pyspark.spark_session, files), category), target, db, mongo.uri
-            )
-            if files
-            else LoadCounts(0, 0, 0, 0, {}, 0)
-        )
-    context.log.info(f"{category}: {counts}")
-    return _result(counts, target, [f.name for f in files], started, mongo, "raw_products")
+    return _load(context, pyspark, mongo, files, parse_products, target)
 
 
 ingest_job = define_asset_job(
