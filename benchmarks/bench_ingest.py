@@ -21,12 +21,13 @@ from recsys_assets.ingest.loading import Target, load_partition
 from recsys_assets.ingest.reviews import parse_reviews
 from recsys_assets.spark import spark_config
 from recsys_core import mongo, services
+from recsys_core.connections import project_database
 from recsys_core.settings import get_settings
 from recsys_core.synthetic import generate
 
 
 def _jvm_peak_rss_mib(spark: SparkSession) -> float:
-    pid = spark.sparkContext._jvm.ProcessHandle.current().pid()  # type: ignore[union-attr]
+    pid = spark.sparkContext._jvm.ProcessHandle.current().pid()  # type: ignore[union-attr]  # _jvm is None only under Spark Connect
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -45,8 +46,7 @@ def main() -> None:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    client = mongo.connect(settings)
-    db = client["recsys_bench"]
+    db = project_database(settings).client["recsys_bench"]
     uri = settings.effective_mongo_uri
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +72,7 @@ def main() -> None:
         )
         ours_s = time.perf_counter() - started
 
-    client.drop_database("recsys_bench")
+    db.client.drop_database(db.name)
     print(f"lines: {counts.read:,} (loaded {counts.loaded:,}, duplicate {counts.duplicate:,}, "
           f"quarantined {counts.quarantined:,})")  # fmt: skip
     print(f"recsys ingest: {ours_s:6.1f} s  {counts.read / ours_s:9,.0f} lines/s")

@@ -5,11 +5,39 @@ Load it with ``dagster dev -w workspace.yaml`` (or ``recsys ui``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import Definitions
+from dagster_pyspark import PySparkResource
 
 from recsys_assets import ingest, model
-from recsys_assets.resources import build_resources
-from recsys_core.settings import get_settings
+from recsys_assets.model.assets.stage import HANDLES
+from recsys_assets.model.handles import HandleIOManager
+from recsys_assets.model.store import ModelStore
+from recsys_assets.resources import KafkaResource, MongoResource, RawDataResource
+from recsys_assets.spark import spark_config
+from recsys_core.settings import Settings, get_settings
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Every resource the assets use, configured from ``settings``."""
+    mongo = MongoResource(
+        uri=settings.effective_mongo_uri, database=settings.mongo_db, timeout_ms=settings.mongo_timeout_ms
+    )
+    return {
+        "mongo": mongo,
+        "pyspark": PySparkResource(spark_config=spark_config(settings)),
+        "raw_data": RawDataResource(data_dir=str(settings.effective_data_dir)),
+        "kafka": KafkaResource(
+            bootstrap_servers=settings.effective_kafka_bootstrap,
+            topic_recommendations=settings.topic_recommendations,
+        ),
+        "model_store": ModelStore(
+            base_uri=settings.effective_model_store_uri, keep_versions=settings.model_keep_versions, mongo=mongo
+        ),
+        HANDLES: HandleIOManager(),
+    }
+
 
 defs = Definitions(
     assets=[*ingest.ASSETS, *model.ASSETS],

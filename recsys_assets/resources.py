@@ -1,5 +1,8 @@
-"""Dagster resources: MongoDB, Spark (dagster-pyspark) and Kafka, configured from the one
-``RECSYS_*`` settings surface."""
+"""Dagster resources shared by the stages: MongoDB, Kafka and the folder of raw files.
+
+The model store is the model stage's own (``model/store.py``); ``definitions.build_resources``
+configures them all from the one ``RECSYS_*`` settings surface.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +11,40 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 from dagster import ConfigurableResource
-from dagster_pyspark import PySparkResource
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from recsys_assets.data_files import CategoryFiles, discover
-from recsys_assets.spark import spark_config
 from recsys_core import mongo
-from recsys_core.settings import Settings
+from recsys_core.connections import kafka_producer, mongo_client
 
 
-class MongoResource(ConfigurableResource):  # type: ignore[type-arg]
+class MongoResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource base
     """The project database; assets open a short-lived client per use."""
 
     uri: str
     database: str
+    timeout_ms: int = 600_000
+
+    def open(self) -> Database[mongo.Document]:
+        """The database on a new client, which the caller closes (``db.client.close()``)."""
+        return mongo_client(self.uri, self.timeout_ms, app_name="recsys-assets")[self.database]
+
+    def spark_options(self) -> dict[str, str]:
+        """The MongoDB Spark Connector's options for this database, so Spark and pymongo never disagree."""
+        return {"connection.uri": self.uri, "database": self.database}
 
     @contextmanager
     def db(self) -> Iterator[Database[mongo.Document]]:
-        client: MongoClient[mongo.Document] = MongoClient(self.uri, serverSelectionTimeoutMS=10_000)
+        database = self.open()
         try:
-            yield client[self.database]
+            yield database
         finally:
-            client.close()
+            database.client.close()
 
 
-class RawDataResource(ConfigurableResource):  # type: ignore[type-arg]
+class RawDataResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource base
     """The folder of Amazon review and metadata files, grouped into category partitions."""
 
     data_dir: str
@@ -58,7 +67,7 @@ class DeliveryReport(NamedTuple):
     failed: int
 
 
-class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
+class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource base
     """Kafka, for assets that announce what they published on the ``recommendations`` topic."""
 
     bootstrap_servers: str
@@ -72,9 +81,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         because MongoDB, not Kafka, is the record of what was published.
         """
         timeout_ms = int(self.delivery_timeout_s * 1000)
-        producer = Producer(
-            {"bootstrap.servers": self.bootstrap_servers, "enable.idempotence": True, "message.timeout.ms": timeout_ms}
-        )
+        producer = kafka_producer(self.bootstrap_servers, timeout_ms)
         outcomes = {"delivered": 0, "failed": 0}
 
         def on_delivery(error: KafkaError | None, _message: Message) -> None:
@@ -90,15 +97,3 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             producer.poll(0)
         unconfirmed = producer.flush(self.delivery_timeout_s + 5)
         return DeliveryReport(outcomes["delivered"], outcomes["failed"] + unconfirmed)
-
-
-def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:  # type: ignore[type-arg]
-    return {
-        "mongo": MongoResource(uri=settings.effective_mongo_uri, database=settings.mongo_db),
-        "pyspark": PySparkResource(spark_config=spark_config(settings)),
-        "raw_data": RawDataResource(data_dir=str(settings.effective_data_dir)),
-        "kafka": KafkaResource(
-            bootstrap_servers=settings.effective_kafka_bootstrap,
-            topic_recommendations=settings.topic_recommendations,
-        ),
-    }

@@ -8,8 +8,10 @@ from recsys_core.settings import Settings
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
-    """Spark properties for ``settings``: the master URL, memory, and the MongoDB connector."""
-    uri = settings.effective_mongo_uri
+    """Spark properties for ``settings``: the master URL, memory, and the MongoDB connector's jars.
+
+    Which database a read or write goes to is not set here: each passes ``MongoResource.spark_options()``.
+    """
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "recsys",
@@ -20,8 +22,4 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.log.level": "ERROR",
         "spark.ui.enabled": "false",
-        "spark.mongodb.read.connection.uri": uri,
-        "spark.mongodb.write.connection.uri": uri,
-        "spark.mongodb.read.database": settings.mongo_db,
-        "spark.mongodb.write.database": settings.mongo_db,
     }

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from recsys_core import services
+from recsys_core.locks import LockHeld
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 DEMO_REVIEWS = 30_000
@@ -46,6 +47,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     for outcome in outcomes:
         where = f"[{outcome.partition}]" if outcome.partition else ""
         print(f"{'ok  ' if outcome.success else 'FAIL'} {outcome.job}{where}")
+        for cause in outcome.errors:
+            print(f"     error: {cause}")
         for asset_key, metadata in outcome.metadata.items():
             shown = {k: v for k, v in metadata.items() if _is_summary_value(k, v)}
             print(f"     {asset_key}: {shown}")
@@ -54,7 +57,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _is_summary_value(key: str, value: object) -> bool:
     """Counts, names and paths, but not each metric of each baseline (those are in the UI and the plots)."""
-    return "/" not in key and isinstance(value, int | float | str) and len(str(value)) < 100
+    shown = "/" not in key or key == "dagster/row_count"
+    return shown and isinstance(value, int | float | str) and len(str(value)) < 100
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,6 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, get_settings()))
-    except services.ServiceError as exc:
+    except (services.ServiceError, LockHeld) as exc:
         print(f"recsys: {exc}", file=sys.stderr)
         return 2

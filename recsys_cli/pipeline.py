@@ -5,15 +5,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
+from recsys_core.connections import project_database
+from recsys_core.locks import Lease
 from recsys_core.settings import Settings
 
 # The console shows Dagster's INFO events (asset logs, check results), not every DEBUG step event.
 _INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+# The instance the CLI and `recsys ui` share: no telemetry, and the run queue starts one model
+# run at a time (runs launched from the UI wait instead of failing on the model store's lease).
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: "recsys/model_run"
+        limit: 1
+"""
+
+PIPELINE_LEASE = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -22,27 +38,37 @@ class StepOutcome:
     partition: str | None
     success: bool
     metadata: dict[str, dict[str, Any]]
+    errors: list[str] = field(default_factory=list)
 
 
 def use_project_instance(settings: Settings) -> None:
     home = settings.state_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    if not config.exists() or config.read_text() != INSTANCE_YAML:
+        config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
 
 
 def run_pipeline(settings: Settings, categories: Sequence[str] | None = None) -> list[StepOutcome]:
-    """Load every category (or the given ones), then run the model job if it is defined."""
+    """Load every category (or the given ones), then run the model job; one ``recsys run`` at a time."""
     use_project_instance(settings)
-    from dagster import DagsterInstance
+    db = project_database(settings)
+    try:
+        with Lease(db, PIPELINE_LEASE, owner="recsys run"):
+            return _run_jobs(settings, categories)
+    finally:
+        db.client.close()
+
+
+def _run_jobs(settings: Settings, categories: Sequence[str] | None) -> list[StepOutcome]:
+    from dagster import DagsterInstance, ExecuteInProcessResult
 
     from recsys_assets import model
     from recsys_assets.definitions import defs
     from recsys_assets.ingest import CATEGORY
     from recsys_assets.resources import RawDataResource
-    from recsys_assets.runs import materialisation_metadata
+    from recsys_assets.runs import failure_causes, materialisation_metadata
 
     found = RawDataResource(data_dir=str(settings.effective_data_dir)).categories()
     chosen = list(categories) if categories else list(found)
@@ -56,16 +82,25 @@ def run_pipeline(settings: Settings, categories: Sequence[str] | None = None) ->
     known = set(instance.get_dynamic_partitions(CATEGORY))
     instance.add_dynamic_partitions(CATEGORY, [c for c in chosen if c not in known])
 
+    def outcome(job: str, partition: str | None, result: ExecuteInProcessResult) -> StepOutcome:
+        return StepOutcome(
+            job,
+            partition,
+            result.success,
+            materialisation_metadata(result),
+            [] if result.success else failure_causes(result),
+        )
+
     outcomes = []
     ingest = defs.resolve_job_def("ingest_job")
     for category in tqdm(chosen, desc="ingest", unit="category"):
         result = ingest.execute_in_process(
             partition_key=category, instance=instance, run_config=_INFO_LOGS, raise_on_error=True
         )
-        outcomes.append(StepOutcome("ingest_job", category, result.success, materialisation_metadata(result)))
+        outcomes.append(outcome("ingest_job", category, result))
     for job in model.JOBS:
         result = defs.resolve_job_def(job.name).execute_in_process(
             instance=instance, run_config=_INFO_LOGS, raise_on_error=False
         )
-        outcomes.append(StepOutcome(job.name, None, result.success, materialisation_metadata(result)))
+        outcomes.append(outcome(job.name, None, result))
     return outcomes

@@ -1,8 +1,9 @@
-"""The MongoDB contract: collection names, their indexes, and how to connect.
+"""The MongoDB layout: collection names and their indexes, and sharding on a cluster.
 
 Writers (the Dagster assets) and readers (the web app, the online updater) both go through
-these names, so a collection is renamed in one place only. Document shapes are described
-in docs/ARCHITECTURE.md.
+these names, so a collection is renamed in one place only. The shapes of the documents
+that cross processes are the classes of ``recsys_core.contract``; connecting is
+``recsys_core.connections``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, HASHED, IndexModel, MongoClient
+from pymongo import ASCENDING, DESCENDING, HASHED, IndexModel
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid, OperationFailure
-
-from recsys_core.settings import Settings
 
 Document = dict[str, Any]
 
@@ -27,6 +26,7 @@ ITEM_FACTORS = "item_factors"
 INTERACTIONS = "interactions"
 USERS = "users"
 LOGIN_FAILURES = "login_failures"
+LOCKS = "locks"
 
 INDEXES: dict[str, list[IndexModel]] = {
     # asin is the partition key: hashed, so that a sharded cluster spreads it evenly.
@@ -61,14 +61,6 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 # Collections sharded on hashed asin when the target is a sharded cluster.
 SHARDED_ON_ASIN = (REVIEWS, PRODUCTS)
-
-
-def connect(settings: Settings, timeout_ms: int = 5000) -> MongoClient[Document]:
-    return MongoClient(settings.effective_mongo_uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
-
-
-def database(client: MongoClient[Document], settings: Settings) -> Database[Document]:
-    return client[settings.mongo_db]
 
 
 def ensure_collection(db: Database[Document], name: str) -> None:

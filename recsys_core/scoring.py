@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from recsys_core.contract import ItemFactor
+
 Vector = NDArray[np.float64]
 
 
@@ -39,22 +41,23 @@ class ItemFactors:
 
     @classmethod
     def from_documents(cls, documents: Iterable[Mapping[str, Any]]) -> ItemFactors:
-        docs = sorted(documents, key=lambda d: str(d["asin"]))
-        if not docs:
+        """The ``item_factors`` documents of one model version, read through the contract."""
+        factors = sorted((ItemFactor.from_document(d) for d in documents), key=lambda f: f.asin)
+        if not factors:
             raise ValueError("no item factors")
-        first = docs[0]
-        if any(d["model_version"] != first["model_version"] for d in docs):
+        first = factors[0]
+        if any(f.model_version != first.model_version for f in factors):
             raise ValueError("item factors of more than one model version")
         return cls(
-            asins=[str(d["asin"]) for d in docs],
-            vectors=np.asarray([d["vector"] for d in docs], dtype=np.float64),
-            item_bias=np.asarray([d.get("item_bias", 0.0) for d in docs], dtype=np.float64),
-            reg_param=float(first["reg_param"]),
-            implicit_prefs=bool(first["implicit_prefs"]),
-            alpha=float(first["alpha"]),
-            global_mean=float(first["global_mean"]),
-            bias_damping=float(first["bias_damping"]),
-            model_version=str(first["model_version"]),
+            asins=[f.asin for f in factors],
+            vectors=np.asarray([f.vector for f in factors], dtype=np.float64),
+            item_bias=np.asarray([f.item_bias for f in factors], dtype=np.float64),
+            reg_param=first.reg_param,
+            implicit_prefs=first.implicit_prefs,
+            alpha=first.alpha,
+            global_mean=first.global_mean,
+            bias_damping=first.bias_damping,
+            model_version=first.model_version,
         )
 
     @property

@@ -28,17 +28,27 @@ class Settings(BaseSettings):
     mongo_db: str = "recsys"
     mongo_port: int = Field(default=27217, description="Port of the managed mongod.")
     mongo_replica_set: str = "rs0"
+    mongo_timeout_ms: int = Field(
+        default=600_000, description="Operation timeout of the batch clients (assets, CLI); the web app sets its own."
+    )
 
     kafka_bootstrap_servers: str | None = Field(default=None, description="Your own Kafka; unset = managed broker.")
     kafka_port: int = Field(default=19092, description="Client port of the managed broker.")
     kafka_controller_port: int = Field(default=19093, description="KRaft controller port of the managed broker.")
     topic_recommendations: str = "recommendations"
     topic_interactions: str = "interactions"
+    topic_impressions: str = "impressions"
     topic_partitions: int = 3
 
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
     spark_shuffle_partitions: int = 8
+
+    model_store_uri: str | None = Field(
+        default=None,
+        description="Base folder or URI (file://, hdfs://, s3a://) of the model store; unset = <state_dir>/model.",
+    )
+    model_keep_versions: int = Field(default=5, description="Model store run folders kept when pruning.")
 
     data_dir: Path | None = Field(
         default=None, description="Folder of review and meta files; unset = <state_dir>/data/generated."
@@ -69,8 +79,12 @@ class Settings(BaseSettings):
         return self.data_dir if self.data_dir is not None else self.state_dir / "data" / "generated"
 
     @property
+    def effective_model_store_uri(self) -> str:
+        return self.model_store_uri if self.model_store_uri is not None else str(self.state_dir / "model")
+
+    @property
     def topics(self) -> list[str]:
-        return [self.topic_recommendations, self.topic_interactions]
+        return [self.topic_recommendations, self.topic_interactions, self.topic_impressions]
 
 
 @lru_cache(maxsize=1)

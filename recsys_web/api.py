@@ -15,10 +15,11 @@ from flask.typing import ResponseReturnValue
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import Forbidden, NotFound
 
+from recsys_core.contract import ALL_CATEGORIES
 from recsys_web import inputs
 from recsys_web.auth import logged_in_user, login_required
 from recsys_web.db import get_db
-from recsys_web.recommendations import load_popular, serve
+from recsys_web.recommendations import impression, load_popular, load_recommendations
 from recsys_web.resources import resources
 
 bp = Blueprint("api", __name__)
@@ -31,12 +32,16 @@ def recommendations(reviewer_id: str) -> ResponseReturnValue:
     if reviewer != logged_in_user().get("reviewerID"):
         raise Forbidden("You can read only the recommendations of the reviewerID linked to your account.")
     db = get_db()
-    top = serve(db, resources().publisher(), reviewer)
+    publisher = resources().publisher()
+    top = load_recommendations(db, reviewer)
     if top is not None:
-        return top.to_json()
-    popular = load_popular(db, inputs.OVERALL)
-    body = popular.to_json() if popular else {"items": [], "model_version": None, "updated_at": None}
-    return {**body, "reviewerID": reviewer, "fallback": True}
+        publisher.publish(impression(reviewer, top, "api"))
+        return {**top.model_dump(mode="json"), "fallback": False}
+    popular = load_popular(db, ALL_CATEGORIES)
+    if popular is None:
+        return {"items": [], "model_version": None, "updated_at": None, "reviewerID": reviewer, "fallback": True}
+    publisher.publish(impression(reviewer, popular, "api"))
+    return {**popular.to_json(), "reviewerID": reviewer, "fallback": True}
 
 
 @bp.route("/api/v1/popular")

@@ -20,10 +20,12 @@ def default_config(settings: Settings) -> dict[str, Any]:
     return {
         "MONGO_URI": settings.effective_mongo_uri,
         "MONGO_DB": settings.mongo_db,
-        # Short, so a page says "database unavailable" quickly instead of hanging a worker thread.
+        # Every MongoDB operation's deadline: a page says "database unavailable" after this long
+        # instead of hanging a worker thread on a mongod that stopped answering.
         "MONGO_TIMEOUT_MS": 3000,
         "KAFKA_BOOTSTRAP_SERVERS": settings.effective_kafka_bootstrap,
         "TOPIC_RECOMMENDATIONS": settings.topic_recommendations,
+        "TOPIC_IMPRESSIONS": settings.topic_impressions,
         # How long librdkafka retries a message before its delivery callback reports failure.
         "KAFKA_MESSAGE_TIMEOUT_MS": 10_000,
         # Bound on metadata calls (health check, stream start-up).

@@ -1,8 +1,10 @@
 """Errors as the client expects them: JSON for the API and /healthz, a page for a browser.
 
-MongoDB being unreachable is a 503 (the service is temporarily unavailable), not a 500; any
-other unexpected exception is logged with its traceback and answered with a bare 500, so no
-request can take the process down or leak internals.
+MongoDB being unreachable, or not answering within the client's operation timeout, is a 503
+(the service is temporarily unavailable), not a 500 and never a hung thread; any other
+unexpected exception (a published document that breaks the contract, say) is logged with its
+traceback and answered with a bare 500, so no request can take the process down or leak
+internals.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,11 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
     return render_template("error.html", error=exc), code
 
 
-def mongo_down(exc: ConnectionFailure) -> ResponseReturnValue:
-    log.warning("MongoDB unreachable serving %s: %s", request.path, exc)
-    return http_error(ServiceUnavailable(DB_DOWN))
+def mongo_error(exc: PyMongoError) -> ResponseReturnValue:
+    if isinstance(exc, ConnectionFailure) or exc.timeout:
+        log.warning("MongoDB unreachable or too slow serving %s: %s", request.path, exc)
+        return http_error(ServiceUnavailable(DB_DOWN))
+    return unexpected(exc)
 
 
 def unexpected(exc: Exception) -> ResponseReturnValue:
@@ -42,5 +46,5 @@ def unexpected(exc: Exception) -> ResponseReturnValue:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(ConnectionFailure, mongo_down)
+    app.register_error_handler(PyMongoError, mongo_error)
     app.register_error_handler(Exception, unexpected)

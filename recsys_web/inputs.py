@@ -14,6 +14,8 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import BadRequest
 
+from recsys_core.contract import ALL_CATEGORIES
+
 REVIEWER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The WHATWG (HTML5 <input type=email>) pattern; 254 is the longest address SMTP delivers.
 EMAIL = re.compile(
@@ -24,7 +26,6 @@ EMAIL_MAX = 254
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 # Amazon category names: "Clothing, Shoes and Jewelry", "Arts, Crafts & Sewing", "__all__".
 CATEGORY = re.compile(r"[\w ,&'.()-]{1,100}")
-OVERALL = "__all__"
 
 
 class InvalidInput(BadRequest):
@@ -81,7 +82,7 @@ def password(value: str | None) -> str:
 
 def category(value: str | None) -> str:
     if value is None:
-        return OVERALL
+        return ALL_CATEGORIES
     if not CATEGORY.fullmatch(value):
         raise InvalidInput("a category is 1 to 100 letters, digits, spaces or ,&'.()-_")
     return value

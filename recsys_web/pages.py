@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from recsys_web import inputs
+from recsys_core.contract import ALL_CATEGORIES
 from recsys_web.auth import logged_in_user, login_required
 from recsys_web.db import get_db
-from recsys_web.recommendations import load_popular, serve
+from recsys_web.recommendations import impression, load_popular, load_recommendations
 from recsys_web.resources import resources
 
 bp = Blueprint("pages", __name__)
@@ -26,14 +26,15 @@ def result() -> ResponseReturnValue:
     if not isinstance(reviewer, str):
         flash("Link your account to a reviewerID to see your recommendations.")
         return redirect(url_for("auth.account"))
-    top = serve(get_db(), resources().publisher(), reviewer)
+    top = load_recommendations(get_db(), reviewer)
     if top is None:
         flash(f"There are no recommendations for {reviewer} yet, so here is what is popular.")
         return redirect(url_for("pages.popular"))
+    resources().publisher().publish(impression(reviewer, top, "page"))
     return render_template("pages/result.html", top=top)
 
 
 @bp.route("/popular")
 @login_required
 def popular() -> ResponseReturnValue:
-    return render_template("pages/popular.html", popular=load_popular(get_db(), inputs.OVERALL))
+    return render_template("pages/popular.html", popular=load_popular(get_db(), ALL_CATEGORIES))

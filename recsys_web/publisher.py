@@ -1,4 +1,4 @@
-"""Producing every served top-5 to the ``recommendations`` topic, without ever failing a page.
+"""Producing every list a page or the API shows to the ``impressions`` topic, without ever failing a page.
 
 ``produce()`` only queues the message; librdkafka delivers it in the background and reports
 the outcome to a delivery callback, which runs in whichever thread calls ``poll()``. A small
@@ -13,9 +13,10 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
-from recsys_core.messages import RecommendationEvent
+from recsys_core.connections import kafka_producer
+from recsys_core.contract import KafkaEvent
 
 log = logging.getLogger(__name__)
 
@@ -23,26 +24,21 @@ log = logging.getLogger(__name__)
 class Publisher:
     def __init__(self, bootstrap_servers: str, topic: str, message_timeout_ms: int) -> None:
         self.topic = topic
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "enable.idempotence": True,
-                "message.timeout.ms": message_timeout_ms,
-                "logger": log,
-            }
-        )
+        self._producer = kafka_producer(bootstrap_servers, message_timeout_ms, logger=log)
         self._lock = threading.Lock()
         self._counts = {"produced": 0, "delivered": 0, "failed": 0}
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
 
-    def publish(self, event: RecommendationEvent) -> None:
+    def publish(self, event: KafkaEvent) -> None:
         """Queue ``event`` for delivery; never raises, a failure is logged and counted."""
         try:
-            self._producer.produce(self.topic, key=event.key(), value=event.encode(), on_delivery=self._on_delivery)
+            self._producer.produce(
+                self.topic, key=event.message_key(), value=event.encode(), on_delivery=self._on_delivery
+            )
         except (BufferError, KafkaException) as exc:
-            log.warning("could not queue recommendations for %s: %s", event.reviewerID, exc)
+            log.warning("could not queue an event of %s for %s: %s", self.topic, event.reviewerID, exc)
             self._count("failed")
         else:
             self._count("produced")
@@ -64,7 +60,7 @@ class Publisher:
         self._poller.join(timeout_s)
         left = self._producer.flush(timeout_s)
         if left:
-            log.warning("%d recommendation messages left undelivered at shutdown", left)
+            log.warning("%d messages for %s left undelivered at shutdown", left, self.topic)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -74,7 +70,7 @@ class Publisher:
         if err is None:
             self._count("delivered")
         else:
-            log.warning("recommendations for %r not delivered: %s", msg.key(), err)
+            log.warning("an event of %s for %r was not delivered: %s", self.topic, msg.key(), err)
             self._count("failed")
 
     def _count(self, outcome: str) -> None:

@@ -1,4 +1,4 @@
-"""The long-lived connections of one app: the MongoDB client, the Kafka publisher, and the
+"""The long-lived connections of one app: the MongoDB client, the impressions publisher, and the
 gauge of open streams.
 
 They are created lazily, on first use in a request, never in ``create_app``: under gunicorn
@@ -18,6 +18,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from recsys_core import mongo
+from recsys_core.connections import mongo_client
 from recsys_web.publisher import Publisher
 
 
@@ -54,8 +55,8 @@ class Resources:
     def database(self) -> Database[mongo.Document]:
         with self._lock:
             if self._client is None:
-                self._client = MongoClient(
-                    self._config["MONGO_URI"], serverSelectionTimeoutMS=self._config["MONGO_TIMEOUT_MS"], tz_aware=True
+                self._client = mongo_client(
+                    self._config["MONGO_URI"], self._config["MONGO_TIMEOUT_MS"], app_name="recsys-web"
                 )
             db = self._client[self._config["MONGO_DB"]]
         # Outside the lock: with MongoDB down this waits for the server-selection timeout, and
@@ -71,7 +72,7 @@ class Resources:
             if self._publisher is None:
                 self._publisher = Publisher(
                     self._config["KAFKA_BOOTSTRAP_SERVERS"],
-                    self._config["TOPIC_RECOMMENDATIONS"],
+                    self._config["TOPIC_IMPRESSIONS"],
                     message_timeout_ms=self._config["KAFKA_MESSAGE_TIMEOUT_MS"],
                 )
             return self._publisher

@@ -15,7 +15,7 @@ from gunicorn.app.base import BaseApplication
 from recsys_web import create_app
 
 
-class GunicornApp(BaseApplication):  # type: ignore[misc]
+class GunicornApp(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
     """gunicorn's documented way to embed it: options in, the WSGI app from ``load()``."""
 
     def __init__(self, app: Flask, options: dict[str, Any]) -> None:

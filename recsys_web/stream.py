@@ -42,7 +42,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import Conflict
 
-from recsys_core.messages import MessageError, RecommendationEvent
+from recsys_core.connections import kafka_consumer
+from recsys_core.contract import ContractError, RecommendationEvent
 from recsys_web.auth import logged_in_user, login_required
 from recsys_web.inputs import InvalidInput
 from recsys_web.resources import Gauge, resources
@@ -134,15 +135,10 @@ class ReviewerStream:
             self.gauge.release()
 
     def _run(self) -> Iterator[str]:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "group.id": f"recsys-web-stream-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "latest",
-                "error_cb": self._on_error,
-                "logger": log,
-            }
+        consumer = kafka_consumer(
+            self.config.bootstrap_servers,
+            f"recsys-web-stream-{uuid.uuid4().hex}",
+            **{"auto.offset.reset": "latest", "error_cb": self._on_error, "logger": log},
         )
         try:
             try:
@@ -207,7 +203,7 @@ class ReviewerStream:
             return None
         try:
             event = RecommendationEvent.decode(msg.value() or b"")
-        except MessageError as exc:
+        except ContractError as exc:
             log.warning("skipping malformed message at %s:%s: %s", partition, offset, exc)
             return None
         if event.reviewerID != self.reviewer:  # key and body disagree: trust neither

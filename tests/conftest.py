@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from recsys_assets.spark import spark_config
 from recsys_core import mongo, services
+from recsys_core.connections import project_database
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 
@@ -55,10 +56,10 @@ def running_services(settings: Settings) -> Iterator[Settings]:
 @pytest.fixture
 def db(running_services: Settings) -> Iterator[Database[mongo.Document]]:
     """A clean test database for one test."""
-    client = mongo.connect(running_services)
-    client.drop_database(running_services.mongo_db)
-    yield mongo.database(client, running_services)
-    client.close()
+    database = project_database(running_services)
+    database.client.drop_database(database.name)
+    yield database
+    database.client.close()
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def _load(
     files: list[Path],
     parse: Callable[[DataFrame, str], DataFrame],
     target: Target,
-) -> MaterializeResult:  # type: ignore[type-arg]
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
     """Parse and load one category's files into ``target``; the counts are metadata and a check."""
     started = time.monotonic()
     category = context.partition_key

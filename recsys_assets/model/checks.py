@@ -1,22 +1,14 @@
 """Asset checks: the sample must match its population, and the model must earn publication.
 
-Both read the verdict their asset recorded in its materialisation metadata, so the numbers
-shown in the UI and the decision taken are the same numbers. (No postponed annotations:
-Dagster inspects the ``context`` annotation at definition time.)
+Each check reads its asset's handle, the same value the next asset receives, so the verdict
+the UI shows and the one the publishers act on cannot differ. (No postponed annotations:
+Dagster inspects the parameter annotations at definition time.)
 """
 
-from typing import Any
-
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from recsys_assets.model.assets import model_evaluation, review_sample
-
-
-def _latest_metadata(context: AssetCheckExecutionContext, key: AssetKey) -> dict[str, Any]:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        raise RuntimeError(f"{key.to_user_string()} has never been materialised")
-    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+from recsys_assets.model.handles import EvaluationHandle, SampleHandle
 
 
 @asset_check(
@@ -25,15 +17,12 @@ def _latest_metadata(context: AssetCheckExecutionContext, key: AssetKey) -> dict
     description="Rating, category, user-activity and item-popularity "
     "distributions of the sample are consistent with the population (every p-value above the threshold).",
 )
-def sample_matches_population(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    meta = _latest_metadata(context, review_sample.key)
-    p_values = {name: meta[name] for name in meta if name.endswith("_p_value")}
-    threshold = float(meta["p_value_threshold"])
-    diverging = sorted(name for name, p in p_values.items() if p < threshold)
+def sample_matches_population(review_sample: SampleHandle) -> AssetCheckResult:
+    diverging = review_sample.diverging
     return AssetCheckResult(
         passed=not diverging,
         description=f"diverging: {', '.join(diverging)}" if diverging else "the sample matches the population",
-        metadata={"p_value_threshold": threshold, **p_values},
+        metadata={"p_value_threshold": review_sample.p_value_threshold, **review_sample.p_values},
     )
 
 
@@ -44,21 +33,13 @@ def sample_matches_population(context: AssetCheckExecutionContext) -> AssetCheck
     "baseline on RMSE and popularity on NDCG@10, or nothing is published. Too little held-out data "
     "to judge gives a warning and publishes.",
 )
-def model_beats_baselines(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    meta = _latest_metadata(context, model_evaluation.key)
-    status = meta["gate_status"]
-    reasons = list(meta["gate_reasons"])
-    details = {
-        "model_version": meta["model_version"],
-        "gate_status": status,
-        "model_rmse": meta.get("model/rmse"),
-        "bias_rmse": meta.get("user_item_bias/rmse"),
-        "model_ndcg@10": meta.get("model/ndcg@10"),
-        "popularity_ndcg@10": meta.get("popularity/ndcg@10"),
-    }
-    metadata = {name: value for name, value in details.items() if value is not None}
+def model_beats_baselines(model_evaluation: EvaluationHandle) -> AssetCheckResult:
+    status = model_evaluation.gate_status
+    metadata = {"model_version": model_evaluation.model.version, "gate_status": status}
     if status == "pass":
         return AssetCheckResult(passed=True, description="beats both baselines", metadata=metadata)
     # A WARN failure does not block downstream assets: small data publishes, with this warning on record.
     severity = AssetCheckSeverity.WARN if status == "too_small" else AssetCheckSeverity.ERROR
-    return AssetCheckResult(passed=False, severity=severity, description="; ".join(reasons), metadata=metadata)
+    return AssetCheckResult(
+        passed=False, severity=severity, description="; ".join(model_evaluation.gate_reasons), metadata=metadata
+    )

@@ -108,3 +108,13 @@ def split_ratings(
     else:
         raise ValueError(f"unknown split method {method!r}")
     return ratings.withColumn("split", F.when(held_out, TEST).otherwise(TRAIN)).drop("_n", "_position")
+
+
+def fingerprint(ratings: DataFrame) -> str:
+    """An order-independent digest of the ratings and their split labels."""
+    row = ratings.agg(
+        F.count(F.lit(1)), F.bit_xor(F.xxhash64("reviewerID", "asin", "overall", "unixReviewTime", "split"))
+    ).first()
+    if row is None:
+        raise ValueError("cannot fingerprint ratings")
+    return f"{row[0]}:{row[1]}"

@@ -35,6 +35,8 @@ MODEL_ASSETS = [
     item_factors,
 ]
 RAW_REVIEWS = AssetKey("raw_reviews")
+MODEL_RUN_TAG = "recsys/model_run"
+"""Tagged on model runs, so the run queue of the Dagster instance starts one at a time."""
 
 # The raw assets are partitioned by category and these are not, and one Dagster run has one
 # partition key, so this job starts from what ingestion left in MongoDB (all categories).
@@ -42,7 +44,9 @@ recsys_model_job = define_asset_job(
     "recsys_model_job",
     selection=AssetSelection.assets(*MODEL_ASSETS),
     executor_def=in_process_executor,  # one process, one Spark session for the whole run
-    description="Sample, train, evaluate and (if the gate passes) publish, from all ingested categories.",
+    description="Sample, train, evaluate and (if the gate passes) publish, from all ingested categories. "
+    "One model run at a time: the model store's lease refuses a second.",
+    tags={MODEL_RUN_TAG: "true"},
 )
 
 daily_retrain = ScheduleDefinition(

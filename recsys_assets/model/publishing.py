@@ -1,38 +1,82 @@
 """What the web app and the online updater read: recommendations, popular products, item factors.
 
+Documents are built with Spark and shaped by the contract (``recsys_assets.documents``).
 Every collection is published atomically: documents go to a staging collection, which is
-checked and then renamed over the served one (``dropTarget``), so a reader sees either the
-old table or the new one, never a half-written mix. Each document carries the model version.
+counted, checked against the contract and then renamed over the served one (``dropTarget``),
+so a reader sees either the old table or the new one, never a half-written mix. Each
+document carries the model version, and a version older than the one served is refused, so
+a run that finishes late never replaces a newer model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
+from itertools import islice
 
 from pymongo.database import Database
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from recsys_assets.documents import conform, contract_struct
 from recsys_assets.model.features import TRAIN
 from recsys_assets.model.ranking import cosine, top_k
 from recsys_assets.model.training import TrainedModel
+from recsys_assets.resources import MongoResource
 from recsys_core import mongo
-from recsys_core.messages import RecommendationEvent, RecommendedItem
+from recsys_core.contract import (
+    ALL_CATEGORIES,
+    BECAUSE_PREFIX,
+    ItemFactor,
+    MongoDocument,
+    PopularItem,
+    RecommendationEvent,
+    Recommendations,
+    RecommendedItem,
+)
 
-ALL_CATEGORIES = "__all__"
+PUBLISHED: tuple[type[MongoDocument], ...] = (Recommendations, PopularItem, ItemFactor)
+CONTRACT_CHECKED = 1000
+"""Staging documents read back through the contract before a swap; the schema makes the rest alike."""
+
+
+class StalePublish(RuntimeError):
+    """The model being published is older than the one already served."""
 
 
 def staging_name(target: str, version: str) -> str:
     return f"{target}__staging_{version}"
 
 
-def atomic_publish(db: Database[mongo.Document], target: str, version: str, documents: DataFrame) -> int:
+def served_version(db: Database[mongo.Document], target: str) -> str | None:
+    """The model version a served collection holds (every document of a publish carries the same one)."""
+    doc = db[target].find_one({}, {"model_version": 1})
+    return None if doc is None else str(doc["model_version"])
+
+
+def served_versions(db: Database[mongo.Document]) -> set[str]:
+    return {v for document in PUBLISHED if (v := served_version(db, document.collection)) is not None}
+
+
+def atomic_publish(database: MongoResource, document: type[MongoDocument], version: str, documents: DataFrame) -> int:
     """Write ``documents`` to a staging collection and swap it in; on any failure drop the staging copy.
 
     Returns the number of documents published. The served collection is untouched unless the
-    staging copy is complete.
+    staging copy is complete, matches the contract, and is not older than what is served.
     """
+    with database.db() as db:
+        return _publish(database, db, document, version, documents)
+
+
+def _publish(
+    database: MongoResource,
+    db: Database[mongo.Document],
+    document: type[MongoDocument],
+    version: str,
+    documents: DataFrame,
+) -> int:
+    target = document.collection
+    refuse_if_older(db, target, version)
     staging = staging_name(target, version)
     db.drop_collection(staging)
     try:
@@ -40,6 +84,7 @@ def atomic_publish(db: Database[mongo.Document], target: str, version: str, docu
         (
             documents.write.format("mongodb")
             .mode("append")
+            .options(**database.spark_options())
             .option("collection", staging)
             .option("operationType", "replace")
             .save()
@@ -47,8 +92,11 @@ def atomic_publish(db: Database[mongo.Document], target: str, version: str, docu
         written = db[staging].count_documents({})
         if written != expected:
             raise RuntimeError(f"staging collection {staging} holds {written} documents, expected {expected}")
+        for stored in db[staging].find().limit(CONTRACT_CHECKED):
+            document.from_document(stored)
         if mongo.INDEXES.get(target):
             db[staging].create_indexes(mongo.INDEXES[target])
+        refuse_if_older(db, target, version)  # a publisher may have finished while this one was writing
         db[staging].rename(target, dropTarget=True)
     except BaseException:
         db.drop_collection(staging)
@@ -56,28 +104,22 @@ def atomic_publish(db: Database[mongo.Document], target: str, version: str, docu
     return written
 
 
-def batch_events(documents: DataFrame) -> Iterator[tuple[bytes, bytes]]:
-    """The ``recommendations`` topic's (key, value) for each published recommendation document."""
-    for row in documents.toLocalIterator():
-        event = RecommendationEvent(
-            reviewerID=row["reviewerID"],
-            items=tuple(
-                RecommendedItem(
-                    asin=item["asin"],
-                    score=float(item["score"]),
-                    title=item["title"],
-                    image=item["image"],
-                    price=item["price"],
-                    because=item["because"],
-                )
-                for item in row["items"]
-            ),
-            model_version=row["model_version"],
-            source="batch",
-            # PySpark hands timestamps back as naive local time; the message carries UTC.
-            ts=datetime.fromtimestamp(row["updated_at"].timestamp(), UTC),
+def refuse_if_older(db: Database[mongo.Document], target: str, version: str) -> None:
+    served = served_version(db, target)
+    if served is not None and served > version:
+        raise StalePublish(
+            f"refusing to publish model {version} to {target}: it already serves {served}, which is newer. "
+            "Train a new model to replace it."
         )
-        yield event.key(), event.encode()
+
+
+def batch_events(db: Database[mongo.Document], version: str, batch_size: int = 1000) -> Iterator[tuple[bytes, bytes]]:
+    """The ``recommendations`` topic's (key, value) for each list of ``version`` now served, read back as served."""
+    cursor = db[Recommendations.collection].find({"model_version": version}, batch_size=batch_size)
+    while batch := list(islice(cursor, batch_size)):
+        for stored in batch:
+            event = RecommendationEvent.of(Recommendations.from_document(stored))
+            yield event.message_key(), event.encode()
 
 
 def recommendation_documents(
@@ -111,19 +153,19 @@ def recommendation_documents(
         top.join(because, ["reviewerID", "asin"], "left")
         .join(products, "asin", "left")
         .join(titles, "because_asin", "left")
-        .withColumn("because", F.concat(F.lit("because you rated "), F.coalesce("because_title", "because_asin")))
+        .withColumn("because", F.concat(F.lit(BECAUSE_PREFIX), F.coalesce("because_title", "because_asin")))
     )
-    item = F.struct("rank", "asin", "score", "title", "image", "price", "because", "because_asin")
-    return (
-        items.groupBy("reviewerID")
-        .agg(F.sort_array(F.collect_list(item)).alias("_ranked"))
-        .select(
-            F.col("reviewerID").alias("_id"),
+    ranked = F.struct(F.col("rank"), contract_struct(RecommendedItem).alias("item"))
+    lists = items.groupBy("reviewerID").agg(F.sort_array(F.collect_list(ranked)).alias("_ranked"))
+    return conform(
+        lists.select(
             "reviewerID",
-            F.transform("_ranked", lambda x: x.dropFields("rank")).alias("items"),
+            F.transform("_ranked", lambda entry: entry["item"]).alias("items"),
             F.lit(model.version).alias("model_version"),
+            F.lit("batch").alias("source"),
             F.lit(updated_at).alias("updated_at"),
-        )
+        ),
+        Recommendations,
     )
 
 
@@ -149,45 +191,37 @@ def popular_documents(
     model_version: str,
     updated_at: datetime,
 ) -> DataFrame:
-    """The ``top_n`` items per category and over all categories (``__all__``) by damped average."""
+    """The ``top_n`` items per category and over all categories (``ALL_CATEGORIES``) by damped average."""
     everything = ratings.withColumn("_all", F.lit(ALL_CATEGORIES))
     scored = damped_scores(ratings, "category", damping, min_ratings).unionByName(
         damped_scores(everything, "_all", damping, min_ratings)
     )
     best_first = Window.partitionBy("category").orderBy(F.col("score").desc(), F.col("n_ratings").desc(), "asin")
-    return (
+    return conform(
         scored.withColumn("rank", F.row_number().over(best_first))
         .where(F.col("rank") <= top_n)
         .join(products, "asin", "left")
-        .select(
-            F.concat_ws(":", "category", "asin").alias("_id"),
-            "rank",
-            "category",
-            "asin",
-            "title",
-            "image",
-            "price",
-            "score",
-            "n_ratings",
-            F.lit(model_version).alias("model_version"),
-            F.lit(updated_at).alias("updated_at"),
-        )
+        .withColumn("model_version", F.lit(model_version))
+        .withColumn("updated_at", F.lit(updated_at)),
+        PopularItem,
     )
 
 
 def item_factor_documents(model: TrainedModel, updated_at: datetime) -> DataFrame:
     """Everything a fold-in needs per item (see recsys_core.scoring), keyed by asin."""
-    return model.item_factors().select(
-        F.col("asin").alias("_id"),
-        "asin",
-        F.col("vector").cast("array<double>").alias("vector"),
-        "item_bias",
-        F.lit(model.version).alias("model_version"),
-        F.lit(model.ranking_reg_param).alias("reg_param"),
-        F.lit(model.rank).alias("rank"),
-        F.lit(model.params.implicit_prefs).alias("implicit_prefs"),
-        F.lit(model.params.alpha).alias("alpha"),
-        F.lit(model.biases.global_mean).alias("global_mean"),
-        F.lit(model.biases.damping).alias("bias_damping"),
-        F.lit(updated_at).alias("updated_at"),
+    return conform(
+        model.item_factors().select(
+            "asin",
+            "vector",
+            "item_bias",
+            F.lit(model.version).alias("model_version"),
+            F.lit(model.ranking_reg_param).alias("reg_param"),
+            F.lit(model.rank).alias("rank"),
+            F.lit(model.params.implicit_prefs).alias("implicit_prefs"),
+            F.lit(model.params.alpha).alias("alpha"),
+            F.lit(model.biases.global_mean).alias("global_mean"),
+            F.lit(model.biases.damping).alias("bias_damping"),
+            F.lit(updated_at).alias("updated_at"),
+        ),
+        ItemFactor,
     )

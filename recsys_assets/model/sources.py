@@ -9,6 +9,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
+from recsys_assets.documents import http_url_or_null
+from recsys_assets.resources import MongoResource
 from recsys_core import mongo
 
 REVIEW_SCHEMA = StructType(
@@ -32,14 +34,21 @@ PRODUCT_SCHEMA = StructType(
 )
 
 
-def read_collection(spark: SparkSession, collection: str, schema: StructType) -> DataFrame:
-    """``collection`` of the configured database (``spark.mongodb.read.database``)."""
-    return spark.read.format("mongodb").schema(schema).option("collection", collection).load()
+def read_collection(spark: SparkSession, database: MongoResource, collection: str, schema: StructType) -> DataFrame:
+    return (
+        spark.read.format("mongodb")
+        .options(**database.spark_options())
+        .option("collection", collection)
+        .schema(schema)
+        .load()
+    )
 
 
-def read_reviews(spark: SparkSession) -> DataFrame:
-    return read_collection(spark, mongo.REVIEWS, REVIEW_SCHEMA)
+def read_reviews(spark: SparkSession, database: MongoResource) -> DataFrame:
+    return read_collection(spark, database, mongo.REVIEWS, REVIEW_SCHEMA)
 
 
-def read_products(spark: SparkSession) -> DataFrame:
-    return read_collection(spark, mongo.PRODUCTS, PRODUCT_SCHEMA).dropDuplicates(["asin"])
+def read_products(spark: SparkSession, database: MongoResource) -> DataFrame:
+    """One row per asin, with the image only if it is an http(s) URL, as the contract requires."""
+    products = read_collection(spark, database, mongo.PRODUCTS, PRODUCT_SCHEMA).dropDuplicates(["asin"])
+    return products.withColumn("image", http_url_or_null("image"))

@@ -1,4 +1,4 @@
-"""The model: damped biases plus a Spark ML Pipeline (two StringIndexers and ALS), versioned on disk.
+"""The model: damped biases plus a Spark ML Pipeline (two StringIndexers and ALS), saved in the model store.
 
 The pipeline has a *rating head*, an explicit ALS on the residual ``r - (mu + b_u + b_i)``,
 which predicts ratings, and, when ``implicit_prefs`` is on, a *ranking head*, an implicit
@@ -10,13 +10,11 @@ With ``implicit_prefs`` off, the rating head ranks too (by ``b_i + x_u . y_i``).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, cast
 
+from dagster import Config
+from pydantic import Field
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
@@ -27,30 +25,34 @@ from pyspark.sql import functions as F
 
 from recsys_assets.model.biases import BASELINE, Biases, fit_biases, with_baseline
 from recsys_assets.model.ranking import dot
-from recsys_assets.model.store import read_json, write_json
+from recsys_assets.model.store import ModelStore
 
 USER_INDEX, ITEM_INDEX = "user_index", "item_index"
 RESIDUAL, RESIDUAL_PREDICTION = "residual", "residual_prediction"
 PREFERENCE, PREDICTION = "preference", "prediction"
+MODEL_JSON = "model.json"
 
 
-@dataclass(frozen=True)
-class AlsParams:
-    rank: int
-    reg_param: float
-    max_iter: int
-    implicit_prefs: bool
-    alpha: float
-    seed: int
-    nonnegative: bool
-    bias_damping: float
+class TuningGrid(Config):
+    """Candidates for the rating head's rank and regParam, judged by RMSE on a validation split of train."""
+
+    ranks: list[int] = [5, 10, 20]
+    reg_params: list[float] = [0.05, 0.1, 0.3]
+    train_ratio: float = Field(default=0.8, gt=0.0, lt=1.0)
 
 
-@dataclass(frozen=True)
-class TuningGrid:
-    ranks: list[int]
-    reg_params: list[float]
-    train_ratio: float
+class AlsParams(Config):
+    """Every hyperparameter of the model: the ``als_model`` asset's config, and what ``model.json`` records."""
+
+    rank: int = Field(default=10, ge=1)
+    reg_param: float = Field(default=0.1, ge=0.0)
+    max_iter: int = Field(default=10, ge=1)
+    implicit_prefs: bool = Field(default=True, description="Rank with an implicit-feedback ALS head.")
+    alpha: float = Field(default=10.0, ge=0.0, description="Confidence scale of the implicit head.")
+    seed: int = 42
+    nonnegative: bool = False
+    bias_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user and item bias means.")
+    tuning: TuningGrid | None = Field(default=None, description="Tune the rating head on a validation split.")
 
 
 def _als(params: AlsParams, prediction_col: str, **kwargs: Any) -> ALS:
@@ -147,13 +149,12 @@ def _labelled(factors: DataFrame, labels: list[str], id_column: str) -> DataFram
     return named.select(id_column, F.col("features").alias("vector"))
 
 
-def fit_model(
-    train: DataFrame, params: AlsParams, version: str, grid: TuningGrid | None
-) -> tuple[TrainedModel, list[dict[str, float]]]:
+def fit_model(train: DataFrame, params: AlsParams, version: str) -> tuple[TrainedModel, list[dict[str, float]]]:
     """Fit biases then the pipeline on ``train``; with a grid, pick the rating head by validation RMSE."""
     biases = fit_biases(train, params.bias_damping)
     data = with_baseline(train, biases).withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE)).cache()
     pipeline, rating_head = build_pipeline(params)
+    grid = params.tuning
     if grid is None:
         fitted = pipeline.fit(data)
         trials: list[dict[str, float]] = []
@@ -184,48 +185,33 @@ def fit_model(
     return TrainedModel(version, params, fitted, biases, ranking_reg_param), trials
 
 
-def data_fingerprint(ratings: DataFrame) -> str:
-    """An order-independent digest of the ratings and their split labels."""
-    row = ratings.agg(
-        F.count(F.lit(1)), F.bit_xor(F.xxhash64("reviewerID", "asin", "overall", "unixReviewTime", "split"))
-    ).first()
-    if row is None:
-        raise ValueError("cannot fingerprint ratings")
-    return f"{row[0]}:{row[1]}"
-
-
-def model_version(params: AlsParams, grid: TuningGrid | None, fingerprint: str, now: datetime) -> str:
-    """``<UTC timestamp>-<8 hex of config and data>``: sortable, and equal inputs share the suffix."""
-    payload = json.dumps(
-        {"params": asdict(params), "grid": asdict(grid) if grid else None, "data": fingerprint}, sort_keys=True
-    )
-    return f"{now:%Y%m%dT%H%M%SZ}-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
-
-
-def save_model(model: TrainedModel, directory: Path) -> None:
-    model.pipeline.write().overwrite().save(str(directory / "pipeline"))
-    model.biases.users.write.mode("overwrite").parquet(str(directory / "user_bias"))
-    model.biases.items.write.mode("overwrite").parquet(str(directory / "item_bias"))
-    write_json(
-        directory / "model.json",
+def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri: str, ratings_uri: str) -> None:
+    """The pipeline, the biases and ``model.json`` (parameters, and the ratings it was fitted on) under ``uri``."""
+    model.pipeline.write().overwrite().save(f"{uri}/pipeline")
+    model.biases.users.write.mode("overwrite").parquet(f"{uri}/user_bias")
+    model.biases.items.write.mode("overwrite").parquet(f"{uri}/item_bias")
+    store.write_json(
+        spark,
+        f"{uri}/{MODEL_JSON}",
         {
             "version": model.version,
-            "params": asdict(model.params),
+            "params": model.params.model_dump(),
             "global_mean": model.biases.global_mean,
             "bias_damping": model.biases.damping,
             "ranking_reg_param": model.ranking_reg_param,
+            "ratings_uri": ratings_uri,
         },
     )
 
 
-def load_model(spark: SparkSession, directory: Path) -> TrainedModel:
-    meta = read_json(directory / "model.json")
+def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel:
+    meta = store.read_json(spark, f"{uri}/{MODEL_JSON}")
     biases = Biases(
         global_mean=float(meta["global_mean"]),
         damping=float(meta["bias_damping"]),
-        users=spark.read.parquet(str(directory / "user_bias")),
-        items=spark.read.parquet(str(directory / "item_bias")),
+        users=spark.read.parquet(f"{uri}/user_bias"),
+        items=spark.read.parquet(f"{uri}/item_bias"),
     )
-    pipeline = PipelineModel.load(str(directory / "pipeline"))
-    params = AlsParams(**meta["params"])
+    pipeline = PipelineModel.load(f"{uri}/pipeline")
+    params = AlsParams.model_validate(meta["params"])
     return TrainedModel(str(meta["version"]), params, pipeline, biases, float(meta["ranking_reg_param"]))

@@ -11,7 +11,7 @@ import subprocess
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # the stubs do not export them
 
 from recsys_core.services.jars import kafka_jars
 from recsys_core.services.process import ManagedProcess, ServiceError, port_is_free

@@ -9,6 +9,8 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+from recsys_core.connections import mongo_client
+from recsys_core.mongo import Document
 from recsys_core.services.process import ManagedProcess, ServiceError, port_is_free
 from recsys_core.services.status import ServiceStatus
 from recsys_core.settings import Settings
@@ -35,15 +37,13 @@ class MongoService:
         self.home = settings.state_dir / "mongo"
         self.process = ManagedProcess("mongod", self.home)
 
-    def _client(self, timeout_ms: int = 1000) -> MongoClient[dict[str, object]]:
-        return MongoClient(self.settings.effective_mongo_uri, serverSelectionTimeoutMS=timeout_ms)
+    def _client(self, timeout_ms: int = 1000) -> MongoClient[Document]:
+        return mongo_client(self.settings.effective_mongo_uri, timeout_ms, app_name="recsys-services")
 
-    def _direct_client(self, timeout_ms: int) -> MongoClient[dict[str, object]]:
+    def _direct_client(self, timeout_ms: int) -> MongoClient[Document]:
         """A client to this node alone, usable before the replica set exists."""
-        return MongoClient(
-            f"mongodb://127.0.0.1:{self.settings.mongo_port}/?directConnection=true",
-            serverSelectionTimeoutMS=timeout_ms,
-        )
+        uri = f"mongodb://127.0.0.1:{self.settings.mongo_port}/?directConnection=true"
+        return mongo_client(uri, timeout_ms, app_name="recsys-services")
 
     def _pings(self) -> bool:
         try:
@@ -95,7 +95,7 @@ class MongoService:
         return True
 
     def _initiate_replica_set(self) -> None:
-        with self._direct_client(2000) as client:
+        with self._direct_client(10_000) as client:
             try:
                 client.admin.command(
                     "replSetInitiate",

@@ -1,47 +1,54 @@
-"""The gate stops a worse model, and a crashed publish leaves what is served untouched."""
+"""What may be published: the gate stops a worse model, an older model never replaces a newer one,
+a model is never evaluated on ratings it was not trained on, a crashed publish changes nothing,
+and only one model run holds the store at a time."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
+from dagster import AssetMaterialization, ExecuteInProcessResult
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
 from recsys_assets.model.evaluation import BIAS, MODEL, POPULARITY, judge
+from recsys_assets.model.handles import HANDLE, EvaluationHandle, ModelHandle
 from recsys_assets.model.publishing import atomic_publish
-from recsys_assets.model.store import ModelStore
+from recsys_assets.model.store import LEASE
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo
-from tests.model.conftest import Pipeline, Published
+from recsys_core.contract import ItemFactor, PopularItem, Recommendations
+from recsys_core.locks import Lease
+from tests.model.conftest import PUBLISHERS, Pipeline, handle
 
-SERVED = (mongo.RECOMMENDATIONS, mongo.POPULAR, mongo.ITEM_FACTORS)
-PUBLISHERS = ["top5_recommendations", "popular_products", "item_factors"]
+SERVED = (Recommendations, PopularItem, ItemFactor)
+WORSE_MODEL = {"max_iter": 1, "rank": 1}
 
 
 def _snapshot(pipeline: Pipeline) -> dict[str, list[mongo.Document]]:
-    return {name: list(pipeline.db[name].find().sort("_id")) for name in SERVED}
+    return {d.collection: list(pipeline.db[d.collection].find().sort("_id")) for d in SERVED}
 
 
-def _reuse_ratings(published: Published, state_dir: Path) -> None:
-    """Start from the published run's persisted sample and ratings, so only the model differs."""
-    source, target = ModelStore(published.state_dir), ModelStore(state_dir)
-    shutil.copytree(source.sample_path, target.sample_path)
-    shutil.copytree(source.ratings_path, target.ratings_path)
+def _served_versions(pipeline: Pipeline) -> set[str]:
+    return {v for d in SERVED for v in pipeline.db[d.collection].distinct("model_version")}
 
 
-def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(published: Published, tmp_path: Path) -> None:
-    pipeline = published.pipeline
-    before = _snapshot(pipeline)
+def _failures(result: ExecuteInProcessResult) -> str:
+    """Every error a run's events carry, with their causes: what the UI shows of a failure."""
+    errors = (getattr(event.event_specific_data, "error", None) for event in result.all_events)
+    return "\n".join(error.to_string() for error in errors if error is not None)
+
+
+def _publish_session_model(pipeline: Pipeline) -> str:
+    result = pipeline.run(PUBLISHERS)
+    assert result.success, _failures(result)
+    return EvaluationHandle.model_validate(pipeline.handles["model_evaluation"]).model.version
+
+
+def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(isolated: Pipeline) -> None:
+    _publish_session_model(isolated)
+    before = _snapshot(isolated)
     assert all(before.values())
-    _reuse_ratings(published, tmp_path)
 
-    result = pipeline.run(
-        tmp_path,
-        ["als_model", "model_evaluation", *PUBLISHERS],
-        als_model={"max_iter": 1, "rank": 1},
-    )
+    result = isolated.run(["als_model", "model_evaluation", *PUBLISHERS], als_model=WORSE_MODEL)
 
     gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "model_beats_baselines")
     assert not gate.passed
@@ -51,18 +58,102 @@ def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(published: 
     evaluation = materialised["model_evaluation"]
     assert evaluation["gate_status"] == "fail"
     assert evaluation["model/rmse"] > evaluation["user_item_bias/rmse"]
-    assert _snapshot(pipeline) == before
+    assert _snapshot(isolated) == before
 
-    # Run on their own, the publishers still refuse the failed candidate.
-    alone = pipeline.run(tmp_path, PUBLISHERS)
+    # Run on their own, the publishers load the failed evaluation and still refuse it.
+    alone = isolated.run(PUBLISHERS)
     assert not alone.success
+    assert "failed the gate" in _failures(alone)
     assert not alone.get_asset_materialization_events()
-    assert _snapshot(pipeline) == before
+    assert _snapshot(isolated) == before
 
 
-def test_a_crashed_publish_leaves_the_served_collection_intact(published: Published, spark: SparkSession) -> None:
-    db = published.pipeline.db
-    before = list(db[mongo.POPULAR].find().sort("_id"))
+def test_too_little_data_to_judge_publishes_with_a_warning(isolated: Pipeline) -> None:
+    session_version = _publish_session_model(isolated)
+    result = isolated.run(
+        ["als_model", "model_evaluation", *PUBLISHERS],
+        als_model=WORSE_MODEL,
+        model_evaluation={"min_heldout_ratings": 1_000_000},
+    )
+    assert result.success, _failures(result)
+    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "model_beats_baselines")
+    assert not gate.passed
+    assert gate.severity.value == "WARN"
+    assert "too little held-out data" in (gate.description or "")
+    version = handle(result, "als_model", ModelHandle).version
+    assert version > session_version
+    assert _served_versions(isolated) == {version}
+
+
+def test_an_older_model_never_replaces_a_newer_one(isolated: Pipeline) -> None:
+    """Publishing an older run's evaluation after a newer model is served is refused, and changes nothing."""
+    old = EvaluationHandle.model_validate(isolated.handles["model_evaluation"])
+    newer = isolated.run(
+        ["als_model", "model_evaluation", *PUBLISHERS], model_evaluation={"min_heldout_ratings": 1_000_000}
+    )
+    assert newer.success, _failures(newer)
+    new_version = handle(newer, "als_model", ModelHandle).version
+    assert new_version > old.model.version
+    before = _snapshot(isolated)
+
+    # The old evaluation becomes the latest materialisation the publishers load.
+    isolated.instance.report_runless_asset_event(
+        AssetMaterialization("model_evaluation", metadata={HANDLE: old.model_dump(mode="json")})
+    )
+    stale = isolated.run(PUBLISHERS)
+
+    assert not stale.success
+    failures = _failures(stale)
+    assert f"refusing to publish model {old.model.version}" in failures
+    assert f"it already serves {new_version}, which is newer" in failures
+    assert _snapshot(isolated) == before
+
+
+def test_a_model_is_not_evaluated_on_ratings_it_was_not_trained_on(isolated: Pipeline) -> None:
+    resplit = isolated.run(["training_ratings"], training_ratings={"split": "RANDOM", "seed": 9})
+    assert resplit.success, _failures(resplit)
+
+    # als_model is still the session's, trained on the session's ratings.
+    result = isolated.run(["model_evaluation"])
+
+    assert not result.success
+    failures = _failures(result)
+    model = EvaluationHandle.model_validate(isolated.handles["model_evaluation"]).model
+    assert f"model {model.version} was trained on ratings {model.ratings.version}" in failures
+    assert "materialise als_model again" in failures
+
+
+def test_a_second_model_run_is_refused_while_one_holds_the_store(isolated: Pipeline) -> None:
+    with Lease(isolated.db, LEASE, owner="Dagster run other-run-id"):
+        result = isolated.run(["review_sample"])
+    assert not result.success
+    failures = _failures(result)
+    assert "the 'model_store' lock is held by Dagster run other-run-id" in failures
+    assert not result.get_asset_materialization_events()
+    # Released: the next run goes ahead.
+    assert isolated.run(["review_sample"]).success
+
+
+def test_old_run_folders_are_pruned_but_served_and_used_ones_are_kept(isolated: Pipeline, spark: SparkSession) -> None:
+    served = _publish_session_model(isolated)
+    store = isolated.store
+    old = [f"2020010{i}T000000000000Z-0000000{i}" for i in range(1, 7)]
+    for name in old:
+        (store / name / "model").mkdir(parents=True)
+
+    result = isolated.run(["als_model"], store=store)
+    assert result.success, _failures(result)
+
+    pruned = materialisation_metadata(result)["als_model"]["pruned_versions"]
+    new = handle(result, "als_model", ModelHandle).version
+    assert sorted(pruned) == old[:2]  # the newest 5 stay: four old folders and the new one
+    assert sorted(p.name for p in store.iterdir()) == [*old[2:], new]
+    assert served not in pruned  # the served model lives in the session's store and is never touched
+
+
+def test_a_crashed_publish_leaves_the_served_collection_intact(isolated: Pipeline, spark: SparkSession) -> None:
+    _publish_session_model(isolated)
+    before = list(isolated.db[mongo.POPULAR].find().sort("_id"))
     assert before
     schema = StructType([StructField("_id", StringType()), StructField("payload", StringType())])
     rows = [(f"doc-{i}", "small") for i in range(200)]
@@ -70,10 +161,10 @@ def test_a_crashed_publish_leaves_the_served_collection_intact(published: Publis
     documents = spark.createDataFrame(rows, schema).repartition(4)
 
     with pytest.raises(Exception, match="BsonMaximumSizeExceededException"):
-        atomic_publish(db, mongo.POPULAR, "crash-test", documents)
+        atomic_publish(isolated.mongo, PopularItem, "9999-crash-test", documents)
 
-    assert list(db[mongo.POPULAR].find().sort("_id")) == before
-    assert not [name for name in db.list_collection_names() if "__staging_" in name]
+    assert list(isolated.db[mongo.POPULAR].find().sort("_id")) == before
+    assert not [name for name in isolated.db.list_collection_names() if "__staging_" in name]
 
 
 def _metrics(
@@ -109,39 +200,12 @@ def test_gate_warns_instead_of_judging_too_little_data() -> None:
     assert "120 ratings" in verdict.reasons[0]
 
 
-def test_too_little_data_to_judge_publishes_with_a_warning(published: Published, tmp_path: Path) -> None:
-    pipeline = published.pipeline
-    _reuse_ratings(published, tmp_path)
-    result = pipeline.run(
-        tmp_path,
-        ["als_model", "model_evaluation", *PUBLISHERS],
-        als_model={"max_iter": 1, "rank": 1},
-        model_evaluation={"min_heldout_ratings": 1_000_000},
-    )
-    assert result.success
-    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "model_beats_baselines")
-    assert not gate.passed
-    assert gate.severity.value == "WARN"
-    assert "too little held-out data" in (gate.description or "")
-    version = ModelStore(tmp_path).candidate_version()
-    for name in SERVED:
-        assert set(pipeline.db[name].distinct("model_version")) == {version}
-
-    # Serve the session's model again for the other tests; republishing it is a plain swap.
-    restored = pipeline.run(published.state_dir, PUBLISHERS)
-    assert restored.success
-    original = ModelStore(published.state_dir).candidate_version()
-    for name in SERVED:
-        assert set(pipeline.db[name].distinct("model_version")) == {original}
-
-
-def test_a_failing_sample_check_blocks_training(ingested: Pipeline, tmp_path: Path) -> None:
+def test_a_failing_sample_check_blocks_training(isolated: Pipeline) -> None:
     """The sample check is blocking: with a threshold no p-value can reach, nothing downstream runs."""
-    result = ingested.run(
-        tmp_path, ["review_sample", "training_ratings"], review_sample={"fraction": 0.5, "min_p_value": 1.01}
-    )
+    result = isolated.run(["review_sample", "training_ratings"], review_sample={"fraction": 0.5, "min_p_value": 1.01})
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "sample_matches_population")
     assert not check.passed
-    assert "rating_chi2_p_value" in (check.description or "")
+    assert "rating_chi2" in (check.description or "")
     assert set(materialisation_metadata(result)) == {"review_sample"}
-    assert not ModelStore(tmp_path).ratings_path.exists()
+    version = materialisation_metadata(result)["review_sample"]["version"]
+    assert not (isolated.store / version / "ratings").exists()

@@ -5,22 +5,23 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from recsys_assets.model.assets import PopularConfig
+from recsys_assets.model.assets.publish import PopularConfig
 from recsys_assets.model.evaluation import METHODS
-from recsys_assets.model.store import ModelStore
+from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle, SampleHandle
 from recsys_assets.model.training import load_model
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo, scoring
-from recsys_core.messages import MessageError, RecommendationEvent
+from recsys_core.connections import kafka_consumer
+from recsys_core.contract import ContractError, RecommendationEvent
 from recsys_core.settings import Settings
-from tests.model.conftest import Published
+from tests.model.conftest import Published, handle
 
 ASSETS = {
     "review_sample",
@@ -34,7 +35,14 @@ ASSETS = {
 
 
 def _ratings(published: Published, spark: SparkSession):
-    return spark.read.parquet(str(ModelStore(published.state_dir).ratings_path))
+    return spark.read.parquet(handle(published.result, "training_ratings", RatingsHandle).uri)
+
+
+def _local(uri: str) -> Path:
+    """The file behind a file:// URI of the test's model store."""
+    parsed = urlparse(uri)
+    assert parsed.scheme == "file", uri
+    return Path(parsed.path)
 
 
 def test_every_asset_materialises_and_every_check_passes(published: Published) -> None:
@@ -43,18 +51,36 @@ def test_every_asset_materialises_and_every_check_passes(published: Published) -
     assert set(checks) == {"sample_matches_population", "model_beats_baselines"}
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items()}
     for asset in ASSETS:
-        assert published.metadata(asset)["seconds"] >= 0
+        assert isinstance(published.metadata(asset)["duration_s"], float)
+
+
+def test_one_run_writes_one_version_folder_and_hands_on_its_handles(published: Published) -> None:
+    sample = handle(published.result, "review_sample", SampleHandle)
+    ratings = handle(published.result, "training_ratings", RatingsHandle)
+    model = handle(published.result, "als_model", ModelHandle)
+    evaluation = handle(published.result, "model_evaluation", EvaluationHandle)
+    assert sample.version == ratings.version == model.version
+    assert model.ratings == ratings
+    assert evaluation.model == model
+    store = published.pipeline.store
+    assert sorted(p.name for p in store.iterdir()) == [model.version]
+    assert {p.name for p in (store / model.version).iterdir()} == {
+        "sample",
+        "sample_proof.png",
+        "ratings",
+        "model",
+        "evaluation",
+    }
 
 
 def test_full_fraction_sample_is_the_population(published: Published) -> None:
     meta = published.metadata("review_sample")
     reviews = published.pipeline.db[mongo.REVIEWS].count_documents({})
     assert meta["fraction"] == 1.0
-    assert meta["sample_rows"] == meta["population_rows"] == reviews
+    assert meta["dagster/row_count"] == meta["population_rows"] == reviews
     assert meta["rating_chi2_p_value"] == pytest.approx(1.0)
-    assert meta["user_activity_ks"] == 0.0
-    assert meta["plot"].startswith("![sample vs population](data:image/png;base64,")
-    assert Path(meta["plot_path"]).stat().st_size > 1000
+    assert meta["plot"].startswith("![sample proof](data:image/png;base64,")
+    assert _local(meta["plot_uri"]).stat().st_size > 1000
 
 
 def test_training_ratings_are_unique_pairs_with_a_split(published: Published, spark: SparkSession) -> None:
@@ -84,7 +110,7 @@ def test_evaluation_reports_every_metric_for_the_model_and_three_baselines(publi
     assert meta["model/rmse"] < meta["user_item_bias/rmse"] < meta["global_mean/rmse"]
     assert meta["model/ndcg@10"] > meta["popularity/ndcg@10"]
     assert meta["ranking_users"] >= 1000
-    assert Path(meta["plot_path"]).stat().st_size > 1000
+    assert _local(meta["plot_uri"]).stat().st_size > 1000
 
 
 def test_every_training_reviewer_gets_five_unrated_real_products(published: Published, spark: SparkSession) -> None:
@@ -143,8 +169,8 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
     """The published factors plus recsys_core.scoring give the vector Spark learnt for a known reviewer."""
     db = published.pipeline.db
     factors = scoring.ItemFactors.from_documents(db[mongo.ITEM_FACTORS].find())
-    store = ModelStore(published.state_dir)
-    model = load_model(spark, store.model_dir(store.candidate_version()))
+    model_handle = handle(published.result, "als_model", ModelHandle)
+    model = load_model(published.pipeline.model_store(), spark, model_handle.uri)
     assert factors.model_version == model.version
     assert len(factors.asins) == len(model.item_indexer.labels)
     assert factors.rank == 10
@@ -166,19 +192,14 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
 
 def test_published_lists_are_announced_on_kafka(published: Published, settings: Settings) -> None:
     top5 = published.metadata("top5_recommendations")
-    assert top5["announced"] == top5["documents"]
+    assert top5["announced"] == top5["dagster/row_count"]
     assert top5["announce_failed"] == 0
 
     db = published.pipeline.db
     wanted = db[mongo.RECOMMENDATIONS].find_one(sort=[("_id", 1)])
     assert wanted is not None
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.effective_kafka_bootstrap,
-            "group.id": f"test-announce-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+    consumer = kafka_consumer(
+        settings.effective_kafka_bootstrap, f"test-announce-{uuid.uuid4()}", **{"auto.offset.reset": "earliest"}
     )
     consumer.subscribe([settings.topic_recommendations])
     found: RecommendationEvent | None = None
@@ -190,7 +211,7 @@ def test_published_lists_are_announced_on_kafka(published: Published, settings: 
                 continue
             try:
                 event = RecommendationEvent.decode(message.value() or b"")
-            except MessageError:  # an older run's message; the one we want must decode
+            except ContractError:  # an older run's message; the one we want must decode
                 continue
             if event.model_version == wanted["model_version"]:
                 found = event

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
+from recsys_core.contract import ItemFactor
 from recsys_core.scoring import ItemFactors, fold_in, recommend, scores
+
+
+def _document(asin: str, vector: list[float], version: str = "v1", implicit: bool = True, bias: float = 0.0):
+    """An ``item_factors`` document as the publisher writes it: through the contract."""
+    factor = ItemFactor(
+        asin=asin,
+        vector=vector,
+        item_bias=bias,
+        model_version=version,
+        rank=len(vector),
+        reg_param=0.1,
+        implicit_prefs=implicit,
+        alpha=2.0,
+        global_mean=4.0,
+        bias_damping=5.0,
+        updated_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    return factor.to_document()
 
 
 def _factors(implicit: bool) -> ItemFactors:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(6, 3))
-    docs = [
-        {
-            "asin": f"i{i}",
-            "vector": vectors[i].tolist(),
-            "item_bias": 0.1 * i,
-            "model_version": "v1",
-            "reg_param": 0.1,
-            "implicit_prefs": implicit,
-            "alpha": 2.0,
-            "global_mean": 4.0,
-            "bias_damping": 5.0,
-        }
-        for i in range(6)
-    ]
+    docs = [_document(f"i{i}", vectors[i].tolist(), implicit=implicit, bias=0.1 * i) for i in range(6)]
     return ItemFactors.from_documents(reversed(docs))
 
 
@@ -65,27 +73,6 @@ def test_recommend_skips_rated_and_excluded_items_and_unknown_ratings_are_ignore
 
 
 def test_factors_of_mixed_versions_are_refused() -> None:
-    docs = [
-        {
-            "asin": "a",
-            "vector": [1.0],
-            "model_version": "v1",
-            "reg_param": 0.1,
-            "implicit_prefs": True,
-            "alpha": 1.0,
-            "global_mean": 4.0,
-            "bias_damping": 5.0,
-        },
-        {
-            "asin": "b",
-            "vector": [1.0],
-            "model_version": "v2",
-            "reg_param": 0.1,
-            "implicit_prefs": True,
-            "alpha": 1.0,
-            "global_mean": 4.0,
-            "bias_damping": 5.0,
-        },
-    ]
+    docs = [_document("a", [1.0], version="v1"), _document("b", [1.0], version="v2")]
     with pytest.raises(ValueError, match="more than one model version"):
         ItemFactors.from_documents(docs)

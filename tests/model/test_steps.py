@@ -144,10 +144,9 @@ def test_ranking_metrics_match_a_hand_computation(spark: SparkSession) -> None:
 
 def test_tuning_grid_picks_the_rating_head_by_validation_rmse(spark: SparkSession) -> None:
     ratings, _ = clean_ratings(_synthetic(spark))
-    params = AlsParams(
-        rank=4, reg_param=0.1, max_iter=5, implicit_prefs=False, alpha=1.0, seed=3, nonnegative=False, bias_damping=5.0
-    )
-    model, trials = fit_model(ratings, params, "test-version", TuningGrid([2, 4], [0.05, 0.5], 0.8))
+    grid = TuningGrid(ranks=[2, 4], reg_params=[0.05, 0.5], train_ratio=0.8)
+    params = AlsParams(rank=4, max_iter=5, implicit_prefs=False, alpha=1.0, seed=3, tuning=grid)
+    model, trials = fit_model(ratings, params, "test-version")
     assert len(trials) == 4
     best = min(trials, key=lambda t: t["validation_rmse"])
     assert model.rank == best["rank"]

@@ -1,14 +1,16 @@
 """Fixtures for the web app's tests: an app on the real test MongoDB and Kafka, its test
-client, users who log in through the real forms, seeded pipeline documents, and a real
-Kafka producer and topic reader."""
+client, users who log in through the real forms, pipeline documents written through the
+contract the publishing assets use, and a real Kafka producer and topic reader."""
 
 from __future__ import annotations
 
 import json
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,13 +22,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 from flask import Flask
 from flask.testing import FlaskClient
 from pymongo.database import Database
 
 from recsys_core import mongo
-from recsys_core.messages import RecommendationEvent, RecommendedItem, Source
+from recsys_core.connections import kafka_consumer, kafka_producer
+from recsys_core.contract import (
+    ALL_CATEGORIES,
+    PopularItem,
+    Product,
+    RecommendationEvent,
+    Recommendations,
+    RecommendedItem,
+    Source,
+    because_text,
+)
 from recsys_core.settings import PROJECT_ROOT, Settings
 from recsys_web import create_app
 
@@ -122,74 +134,76 @@ class Catalog:
 
 @pytest.fixture
 def catalog(db: Database[mongo.Document]) -> Catalog:
-    """Documents shaped as the pipeline publishes them: products, one reviewer's top 5, popular."""
+    """Products, one reviewer's top 5 and the popular lists, written as the pipeline writes them."""
     products = [
-        {
-            "_id": f"B00000000{i}",
-            "asin": f"B00000000{i}",
-            "title": f"Product {i}",
-            "brand": "Acme",
-            "price": 10.0 + i,
-            "image": f"https://images.example.com/{i}.jpg",
-        }
+        Product(
+            asin=f"B00000000{i}",
+            title=XSS_TITLE if i == 3 else f"Product {i}",
+            image=f"https://images.example.com/{i}.jpg",
+            price=10.0 + i,
+            main_cat="Beauty",
+            source_category="All_Beauty",
+        )
         for i in range(1, 9)
     ]
-    products[2]["title"] = XSS_TITLE
-    db[mongo.PRODUCTS].insert_many(products)
+    db[Product.collection].insert_many([p.to_document() for p in products])
     reviewer = new_reviewer("ALICE")
-    items: list[dict[str, Any]] = [
-        {
-            "asin": p["asin"],
-            "score": 5.0 - i / 4,
-            "title": p["title"],
-            "image": p["image"],
-            "price": p["price"],
-            "because": "because you rated Product 8",
-        }
-        for i, p in enumerate(products[:5])
-    ]
-    # Tolerance: a missing title/price is filled from products; `because` may be an object.
-    items[2].update(title=None, price=None)
-    items[4]["because"] = {"asin": "B000000008"}
-    db[mongo.RECOMMENDATIONS].insert_one(
-        {"_id": reviewer, "reviewerID": reviewer, "items": items, "model_version": "als-v7", "updated_at": UPDATED_AT}
+    top = Recommendations(
+        reviewerID=reviewer,
+        items=[
+            RecommendedItem(
+                asin=p.asin,
+                score=5.0 - i / 4,
+                title=p.title,
+                image=p.image,
+                price=p.price,
+                because=because_text("Product 8"),
+                because_asin="B000000008",
+            )
+            for i, p in enumerate(products[:5])
+        ],
+        model_version="als-v7",
+        source="batch",
+        updated_at=UPDATED_AT,
     )
+    db[Recommendations.collection].insert_one(top.to_document())
     popular = [
-        {
-            "_id": f"__all__:{rank}",
-            "rank": rank,
-            "category": "__all__",
-            "asin": p["asin"],
-            "title": p["title"],
-            "image": p["image"],
-            "price": p["price"],
-            "score": 4.9 - rank / 10,
-            "n_ratings": 100 - rank,
-            "model_version": "als-v7",
-            "updated_at": UPDATED_AT,
-        }
-        for rank, p in enumerate(reversed(products[3:]), start=1)
+        PopularItem(
+            category=category,
+            rank=rank,
+            asin=p.asin,
+            title=p.title,
+            image=p.image,
+            price=p.price,
+            score=4.9 - rank / 10,
+            n_ratings=100 - rank,
+            model_version="als-v7",
+            updated_at=UPDATED_AT,
+        )
+        for category, ranked in ((ALL_CATEGORIES, products[:2:-1]), ("Electronics", products[-1:]))
+        for rank, p in enumerate(ranked, start=1)
     ]
-    popular.append({**popular[0], "_id": "Electronics:1", "category": "Electronics"})
-    db[mongo.POPULAR].insert_many(popular)
+    db[PopularItem.collection].insert_many([p.to_document() for p in popular])
     return Catalog(
         reviewer=reviewer,
-        titles=["Product 1", "Product 2", XSS_TITLE, "Product 4", "Product 5"],
-        popular_titles=[str(p["title"]) for p in popular[:5]],
+        titles=[str(item.title) for item in top.items],
+        popular_titles=[str(p.title) for p in popular if p.category == ALL_CATEGORIES][:5],
     )
 
 
 def event_for(reviewer: str, title: str = "Live pick", source: Source = "online") -> RecommendationEvent:
-    items = tuple(
+    items = [
         RecommendedItem(
             asin=f"L00000000{i}",
             score=4.0 - i / 10,
             title=f"{title} {i}",
+            image=None,
             price=1.5 * i,
-            because="because you rated Product 1",
+            because=because_text("Product 1"),
+            because_asin="B000000001",
         )
         for i in range(1, 6)
-    )
+    ]
     now = datetime.now(UTC)
     return RecommendationEvent(reviewerID=reviewer, items=items, model_version="online-1", source=source, ts=now)
 
@@ -197,7 +211,7 @@ def event_for(reviewer: str, title: str = "Live pick", source: Source = "online"
 @pytest.fixture
 def publish(running_services: Settings) -> Iterator[Callable[[RecommendationEvent], tuple[int, int]]]:
     """Produce an event to the real topic; returns its (partition, offset) once delivered."""
-    producer = Producer({"bootstrap.servers": running_services.effective_kafka_bootstrap})
+    producer = kafka_producer(running_services.effective_kafka_bootstrap, message_timeout_ms=10_000)
 
     def send(event: RecommendationEvent) -> tuple[int, int]:
         delivered: list[Message[Any, Any]] = []
@@ -210,7 +224,10 @@ def publish(running_services: Settings) -> Iterator[Callable[[RecommendationEven
                 delivered.append(msg)
 
         producer.produce(
-            running_services.topic_recommendations, key=event.key(), value=event.encode(), on_delivery=on_delivery
+            running_services.topic_recommendations,
+            key=event.message_key(),
+            value=event.encode(),
+            on_delivery=on_delivery,
         )
         producer.flush(10)
         assert not errors, f"delivery failed: {errors}"
@@ -225,17 +242,10 @@ def publish(running_services: Settings) -> Iterator[Callable[[RecommendationEven
 
 
 class TopicReader:
-    """Reads the recommendations topic from the moment it was created."""
+    """Reads one topic from the moment the reader was created."""
 
-    def __init__(self, settings: Settings) -> None:
-        topic = settings.topic_recommendations
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.effective_kafka_bootstrap,
-                "group.id": f"test-web-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
-        )
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = kafka_consumer(settings.effective_kafka_bootstrap, f"test-web-{uuid.uuid4().hex}")
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self.consumer.assign(
             [
@@ -243,6 +253,16 @@ class TopicReader:
                 for p in partitions
             ]
         )
+
+    def keyed(self, key: str, timeout_s: float) -> list[Message[Any, Any]]:
+        """Every message keyed ``key`` that arrives within ``timeout_s``."""
+        found = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msg = self.consumer.poll(0.2)
+            if msg is not None and msg.error() is None and msg.key() == key.encode():
+                found.append(msg)
+        return found
 
     def find(self, key: str, timeout_s: float = 10.0) -> Message[Any, Any]:
         deadline = time.monotonic() + timeout_s
@@ -254,8 +274,15 @@ class TopicReader:
 
 
 @pytest.fixture
-def topic_reader(running_services: Settings) -> Iterator[TopicReader]:
-    reader = TopicReader(running_services)
+def recommendations_reader(running_services: Settings) -> Iterator[TopicReader]:
+    reader = TopicReader(running_services, running_services.topic_recommendations)
+    yield reader
+    reader.consumer.close()
+
+
+@pytest.fixture
+def impressions_reader(running_services: Settings) -> Iterator[TopicReader]:
+    reader = TopicReader(running_services, running_services.topic_impressions)
     yield reader
     reader.consumer.close()
 
@@ -269,48 +296,75 @@ class SSE:
 
 
 class SSEReader:
-    """Parses the streamed response of ``/stream`` from the test client, block by block.
+    """Reads the streamed response of ``/stream`` from the test client, block by block, with deadlines.
 
-    The app's generator runs in the reading thread, one block per ``next()``; heartbeats keep
-    every wait short, so the deadlines here are honoured.
+    The app's generator runs in a reader thread of its own that queues each block, so a
+    stream that goes quiet fails the test at the deadline instead of hanging it. ``close()``
+    stops the reader after its current block and closes the generator in that same thread.
     """
+
+    _END = object()
 
     def __init__(self, response: Any) -> None:
         self.response = response
-        self.chunks = iter(response.response)
         self.last_id: str | None = None
+        self._blocks: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._ended = False
+        self._reader = threading.Thread(target=self._read, name="sse-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for chunk in self.response.response:
+                self._blocks.put(chunk)
+                if self._stop.is_set():
+                    break
+        except Exception as exc:  # handed to the test thread, which raises it
+            self._blocks.put(exc)
+        finally:
+            self.response.close()
+            self._blocks.put(self._END)
 
     def next(self, timeout_s: float = 10.0) -> SSE | None:
-        """The next block (a heartbeat has ``event=None``); None when the stream has ended."""
-        deadline = time.monotonic() + timeout_s
-        for chunk in self.chunks:
-            fields: dict[str, str] = {}
-            for line in chunk.decode().splitlines():
-                name, _, value = line.partition(": ")
-                fields.setdefault(name, value)
-            self.last_id = fields.get("id", self.last_id)
-            data = fields.get("data")
-            return SSE(
-                fields.get("event"), None if data is None else json.loads(data), fields.get("id"), fields.get("retry")
-            )
-        if time.monotonic() > deadline:
-            raise AssertionError("stream too slow")
-        return None
+        """The next block (a heartbeat has ``event=None``); None once the stream has ended."""
+        if self._ended:
+            return None
+        try:
+            chunk = self._blocks.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"no block from the stream within {timeout_s}s") from None
+        if chunk is self._END:
+            self._ended = True
+            return None
+        if isinstance(chunk, Exception):
+            raise chunk
+        fields: dict[str, str] = {}
+        for line in chunk.decode().splitlines():
+            name, _, value = line.partition(": ")
+            fields.setdefault(name, value)
+        self.last_id = fields.get("id", self.last_id)
+        data = fields.get("data")
+        return SSE(
+            fields.get("event"), None if data is None else json.loads(data), fields.get("id"), fields.get("retry")
+        )
 
     def until(self, predicate: Callable[[SSE], bool], timeout_s: float = 10.0) -> list[SSE]:
         """Blocks read until one satisfies ``predicate`` (included)."""
         seen: list[SSE] = []
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            block = self.next()
+        while (left := deadline - time.monotonic()) > 0:
+            block = self.next(left)
             assert block is not None, f"stream ended; read {seen}"
             seen.append(block)
             if predicate(block):
                 return seen
         raise AssertionError(f"no matching block within {timeout_s}s; read {seen}")
 
-    def close(self) -> None:
-        self.response.close()
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._reader.join(timeout_s)
+        assert not self._reader.is_alive(), "the stream did not end after close()"
 
 
 def open_stream(client: FlaskClient, **headers: str) -> SSEReader:

@@ -14,7 +14,8 @@ def test_own_recommendations(user_client, catalog: Catalog) -> None:
     assert body["fallback"] is False
     assert body["model_version"] == "als-v7"
     assert [item["title"] for item in body["items"]] == catalog.titles
-    assert body["items"][2]["price"] == 13.0  # filled from products
+    assert body["items"][2]["price"] == 13.0
+    assert body["items"][0]["because_asin"] == "B000000008"
     # Raw text stays data: served as JSON that browsers must not sniff into HTML.
     assert body["items"][2]["title"] == XSS_TITLE
     assert response.mimetype == "application/json"

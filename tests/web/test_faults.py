@@ -4,13 +4,21 @@ still served without Kafka, and the stream tells the page to reconnect."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from bson import ObjectId
 from flask import Flask
 
+from recsys_core.services.mongod import MongoService
+from recsys_core.settings import Settings
+from recsys_web.errors import DB_DOWN
 from tests.web.conftest import Catalog, login, make_app, open_stream, register, unused_port
 
 
@@ -85,3 +93,30 @@ def test_kafka_down_still_serves_and_counts_the_failure(kafka_down_app: Flask, c
     assert block.retry == "3000"
     assert stream.next() is None, "the stream ends so that the browser reconnects"
     assert kafka_down_app.extensions["recsys"].streams.current == 0
+
+
+@pytest.fixture
+def stalling_mongod(tmp_path: Path, running_services: Settings) -> Iterator[tuple[Settings, int]]:
+    """A mongod of the test's own (the session's must keep answering), with its pid to stop it."""
+    settings = Settings(state_dir=tmp_path / "state", mongo_port=unused_port())
+    service = MongoService(settings)
+    status = service.up()
+    assert status.pid is not None
+    yield settings, status.pid
+    os.kill(status.pid, signal.SIGCONT)
+    service.down()
+
+
+def test_a_mongod_that_stops_answering_gives_503_instead_of_hanging(stalling_mongod: tuple[Settings, int]) -> None:
+    settings, pid = stalling_mongod
+    with make_app(MONGO_URI=settings.effective_mongo_uri, MONGO_TIMEOUT_MS=1000) as app:
+        client = app.test_client()
+        assert client.get("/api/v1/popular").status_code == 404  # answered: nothing is published there
+        os.kill(pid, signal.SIGSTOP)  # the process is alive and its port open, but nothing answers
+        answers: list[Any] = []
+        request = threading.Thread(target=lambda: answers.append(client.get("/api/v1/popular")), daemon=True)
+        request.start()
+        request.join(timeout=30)  # a bound on hanging, far above the 1 s operation timeout
+        assert not request.is_alive(), "the request hung on the stalled mongod"
+    assert answers[0].status_code == 503
+    assert answers[0].get_json()["message"] == DB_DOWN

@@ -1,16 +1,15 @@
-"""The result and popular pages, escaping of raw product text, and producing what is served."""
+"""The result and popular pages, escaping of raw product text, and the impressions of what is shown."""
 
 from __future__ import annotations
 
 import html
-import json
 import time
 
 from flask import Flask
 
 from recsys_core import mongo
-from recsys_core.messages import RecommendationEvent
-from tests.web.conftest import XSS_TITLE, Catalog, TopicReader, new_reviewer
+from recsys_core.contract import ImpressionEvent, Recommendations
+from tests.web.conftest import UPDATED_AT, XSS_TITLE, Catalog, TopicReader, event_for, new_reviewer, open_stream
 
 
 def test_result_shows_the_top_5_with_reasons_and_model_version(user_client, catalog: Catalog) -> None:
@@ -20,7 +19,6 @@ def test_result_shows_the_top_5_with_reasons_and_model_version(user_client, cata
     for title in catalog.titles:
         assert html.escape(title, quote=False) in text
     assert text.count('class="card"') == 5
-    assert "because you rated Product 8" in text  # both the string and the {asin} object form
     assert text.count("because you rated Product 8") == 5
     assert "$11.00" in text
     assert "$13.00" in text
@@ -68,29 +66,60 @@ def test_pages_need_a_login(client, catalog: Catalog) -> None:
         assert client.get(path).location.endswith("/auth/login"), path
 
 
-def test_served_top_5_is_produced_to_kafka(app: Flask, user_client, catalog: Catalog, topic_reader: TopicReader):
-    user_client(catalog.reviewer).get("/result")
-    msg = topic_reader.find(catalog.reviewer)
-    event = RecommendationEvent.decode(msg.value() or b"")
-    assert event.reviewerID == catalog.reviewer
-    assert event.source == "batch"
-    assert event.model_version == "als-v7"
-    assert [item.title for item in event.items] == catalog.titles
-    assert event.served_at is not None
-    assert event.ts.isoformat() == "2026-11-20T08:30:00+00:00"
-    assert json.loads(msg.value() or b"")["items"][0]["because"] == "because you rated Product 8"
-    deadline = time.monotonic() + 10
+def test_a_shown_list_is_an_impression(app: Flask, user_client, catalog: Catalog, impressions_reader: TopicReader):
+    client = user_client(catalog.reviewer)
+    client.get("/result")
+    client.get(f"/api/v1/recommendations/{catalog.reviewer}")
+    events = [ImpressionEvent.decode(m.value() or b"") for m in impressions_reader.keyed(catalog.reviewer, 5.0)]
+    assert [(e.surface, e.source, e.model_version) for e in events] == [
+        ("page", "batch", "als-v7"),
+        ("api", "batch", "als-v7"),
+    ]
+    asins = [f"B00000000{i}" for i in range(1, 6)]
+    assert all(e.asins == asins for e in events)
+    assert len({e.event_id for e in events}) == 2
     publisher = app.extensions["recsys"].publisher()
-    while publisher.counts()["delivered"] < 1 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10
+    while publisher.counts()["delivered"] < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert publisher.counts() == {"produced": 1, "delivered": 1, "failed": 0}
+    assert publisher.counts() == {"produced": 2, "delivered": 2, "failed": 0}
 
 
-def test_an_empty_or_malformed_list_falls_back_to_popular(user_client, catalog: Catalog, db) -> None:
+def test_loading_a_page_puts_nothing_on_the_users_live_stream(user_client, catalog: Catalog, publish) -> None:
+    """A GET has no side effect on the stream: only real changes to the list reach it."""
+    client = user_client(catalog.reviewer)
+    stream = open_stream(client)
+    stream.until(lambda b: b.event == "status")
+    assert client.get("/result").status_code == 200
+    assert client.get(f"/api/v1/recommendations/{catalog.reviewer}").status_code == 200
+    # A real change, keyed like anything the views might have produced, so it lands behind them.
+    publish(event_for(catalog.reviewer, title="real change"))
+    blocks = stream.until(lambda b: b.event == "recommendations")
+    stream.close()
+    received = [b.data for b in blocks if b.event == "recommendations"]
+    assert [event["items"][0]["title"] for event in received] == ["real change 1"]
+
+
+def test_an_empty_list_falls_back_to_popular(user_client, catalog: Catalog, db) -> None:
     reviewer = new_reviewer("EMPTY")
+    empty = Recommendations(
+        reviewerID=reviewer, items=[], model_version="als-v7", source="batch", updated_at=UPDATED_AT
+    )
+    db[Recommendations.collection].insert_one(empty.to_document())
+    client = user_client(reviewer)
+    assert client.get("/result").location.endswith("/popular")
+    assert client.get(f"/api/v1/recommendations/{reviewer}").get_json()["fallback"] is True
+
+
+def test_a_list_that_breaks_the_contract_is_an_error_not_a_guess(user_client, catalog: Catalog, db) -> None:
+    reviewer = new_reviewer("BROKEN")
     db[mongo.RECOMMENDATIONS].insert_one(
         {"_id": reviewer, "items": [{"score": 1.0}, "B000000001"], "model_version": "als-v7"}
     )
     client = user_client(reviewer)
-    assert client.get("/result").location.endswith("/popular")
-    assert client.get(f"/api/v1/recommendations/{reviewer}").get_json()["fallback"] is True
+    page = client.get("/result")
+    assert page.status_code == 500
+    assert "B000000001" not in page.get_data(as_text=True)
+    api = client.get(f"/api/v1/recommendations/{reviewer}")
+    assert api.status_code == 500
+    assert api.get_json()["error"] == "Internal Server Error"

@@ -7,6 +7,7 @@ import contextlib
 import gc
 from pathlib import Path
 
+import pytest
 from confluent_kafka.admin import AdminClient
 from flask import Flask
 
@@ -109,3 +110,16 @@ def test_streams_beyond_the_cap_are_told_to_retry_later(app: Flask, user_client)
     assert second.next() is None  # ended, so the browser retries after `retry:`
     first.close()
     assert app.extensions["recsys"].streams.current == 0
+
+
+def test_the_test_reader_fails_a_quiet_stream_at_its_deadline(app: Flask, user_client) -> None:
+    """The SSE reader's deadline fires: a stream that sends nothing fails a test instead of hanging it."""
+    app.config["STREAM_HEARTBEAT_S"] = 2.0
+    stream = open_stream(user_client(new_reviewer("QUIET")))
+    stream.until(is_up)
+    with pytest.raises(AssertionError, match=r"no block from the stream within 0\.3s"):
+        stream.next(timeout_s=0.3)
+    heartbeat = stream.next(timeout_s=10)  # the stream itself is fine: its heartbeat comes in time
+    assert heartbeat is not None
+    assert heartbeat.event is None
+    stream.close()

@@ -1,0 +1,85 @@
+"""Stage 4: the model and three baselines on the held-out ratings, and the gate's verdict."""
+
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster_pyspark import PySparkResource
+from pydantic import Field
+
+from recsys_assets.model import evaluation as ev
+from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer, read_ratings
+from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle
+from recsys_assets.model.plots import store_figure
+from recsys_assets.model.store import ModelStore
+from recsys_assets.model.training import load_model
+
+
+class EvaluationConfig(Config):
+    relevant_min_rating: float = Field(default=4.0, description="A held-out rating this high is a hit.")
+    min_heldout_ratings: int = Field(default=500, description="Below this the gate warns instead of judging.")
+    min_ranking_users: int = Field(default=200, description="Below this the gate warns instead of judging.")
+
+
+@asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
+def model_evaluation(
+    context: AssetExecutionContext,
+    config: EvaluationConfig,
+    pyspark: PySparkResource,
+    model_store: ModelStore,
+    als_model: ModelHandle,
+    training_ratings: RatingsHandle,
+) -> Output[EvaluationHandle]:
+    """Evaluate the model on the held-out split of the very ratings it was trained on, and judge it."""
+    timer = Timer()
+    spark = pyspark.spark_session
+    if training_ratings.fingerprint != als_model.ratings.fingerprint:
+        raise RuntimeError(
+            f"model {als_model.version} was trained on ratings {als_model.ratings.version} "
+            f"(fingerprint {als_model.ratings.fingerprint}), but training_ratings is now {training_ratings.version} "
+            f"(fingerprint {training_ratings.fingerprint}): materialise als_model again before evaluating it"
+        )
+    model = load_model(model_store, spark, als_model.uri)
+    result = ev.evaluate(model, read_ratings(spark, training_ratings), config.relevant_min_rating)
+    verdict = ev.judge(
+        result.metrics, result.rating_rows, result.ranking_users, config.min_heldout_ratings, config.min_ranking_users
+    )
+    uri = model_store.uri(model_store.run_version, "evaluation")
+    model_store.write_json(
+        spark,
+        f"{uri}/evaluation.json",
+        {
+            "model_version": als_model.version,
+            "metrics": result.metrics,
+            "gate_status": verdict.status,
+            "gate_reasons": verdict.reasons,
+            "heldout_ratings": result.rating_rows,
+            "ranking_users": result.ranking_users,
+        },
+    )
+    context.log.info(
+        f"{als_model.version}: gate {verdict.status} {verdict.reasons}\n{ev.metrics_markdown(result.metrics)}"
+    )
+    figure = ev.evaluation_figure(result.metrics, f"model {als_model.version} vs baselines")
+    flat = {
+        f"{method}/{name}": value
+        for method, values in result.metrics.items()
+        for name, value in values.items()
+        if value is not None
+    }
+    handle = EvaluationHandle(uri=uri, model=als_model, gate_status=verdict.status, gate_reasons=verdict.reasons)
+    return Output(
+        handle,
+        metadata={
+            "model_version": als_model.version,
+            "gate_status": verdict.status,
+            "gate_reasons": MetadataValue.json(verdict.reasons),
+            "metrics": MetadataValue.md(ev.metrics_markdown(result.metrics)),
+            **flat,
+            "heldout_ratings": result.rating_rows,
+            "heldout_ratings_unscorable": result.unscorable_rating_rows,
+            "ranking_users": result.ranking_users,
+            "catalogue_size": result.catalogue_size,
+            "relevant_min_rating": config.relevant_min_rating,
+            "uri": MetadataValue.url(uri),
+            **store_figure(figure, model_store, spark, f"{uri}/evaluation.png", "evaluation"),
+            "duration_s": timer.seconds,
+        },
+    )

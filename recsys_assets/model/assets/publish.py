@@ -1,0 +1,134 @@
+"""Stage 5: the evaluated model's outputs, swapped into the collections the web app and updater read.
+
+Each publisher takes the evaluation's handle, so it publishes exactly the model that was
+judged, and refuses it when the gate failed, when its training ratings changed since, or
+when a newer model is already served.
+"""
+
+from datetime import UTC, datetime
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster_pyspark import PySparkResource
+from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
+
+from recsys_assets.model.assets.stage import PUBLISH_GROUP, Timer, read_ratings
+from recsys_assets.model.handles import EvaluationHandle
+from recsys_assets.model.publishing import (
+    atomic_publish,
+    batch_events,
+    item_factor_documents,
+    popular_documents,
+    recommendation_documents,
+)
+from recsys_assets.model.sources import read_products
+from recsys_assets.model.store import ModelStore
+from recsys_assets.model.training import TrainedModel, load_model
+from recsys_assets.resources import KafkaResource, MongoResource
+from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations
+
+
+class PopularConfig(Config):
+    top_n: int = Field(default=10, ge=TOP_K, description="Products per category.")
+    damping: float = Field(default=10.0, ge=0.0, description="Weight of the category mean in the damped average.")
+    min_ratings: int = Field(default=5, ge=1, description="Fewer ratings than this never make the list.")
+
+
+def _publishable(evaluation: EvaluationHandle, store: ModelStore, spark: SparkSession) -> TrainedModel:
+    """The evaluated model, only if the gate let it through."""
+    if not evaluation.publishable:
+        raise RuntimeError(
+            f"model {evaluation.model.version} failed the gate ({'; '.join(evaluation.gate_reasons)}); "
+            "refusing to publish it"
+        )
+    return load_model(store, spark, evaluation.model.uri)
+
+
+def _publish(
+    mongo: MongoResource, document: type[MongoDocument], version: str, documents: DataFrame, timer: Timer
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
+    published = atomic_publish(mongo, document, version, documents)
+    return MaterializeResult(
+        metadata={
+            "collection": f"{mongo.database}.{document.collection}",
+            "dagster/row_count": published,
+            "model_version": version,
+            "duration_s": timer.seconds,
+        }
+    )
+
+
+@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb", "kafka"})
+def top5_recommendations(
+    context: AssetExecutionContext,
+    pyspark: PySparkResource,
+    model_store: ModelStore,
+    mongo: MongoResource,
+    kafka: KafkaResource,
+    model_evaluation: EvaluationHandle,
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
+    """Each training reviewer's top 5 unrated products, with a reason, swapped into `recommendations`.
+
+    Once swapped in, every list is also announced on the `recommendations` topic (source
+    "batch"), so a reviewer watching the web app sees the new model's list arrive live.
+    """
+    timer = Timer()
+    spark = pyspark.spark_session
+    model = _publishable(model_evaluation, model_store, spark)
+    ratings = read_ratings(spark, model_evaluation.model.ratings)
+    documents = recommendation_documents(model, ratings, read_products(spark, mongo), TOP_K, datetime.now(UTC)).cache()
+    published = _publish(mongo, Recommendations, model.version, documents, timer)
+    documents.unpersist()
+    with mongo.db() as db:
+        report = kafka.announce(batch_events(db, model.version))
+    if report.failed:
+        context.log.warning(f"{report.failed} of the published lists were not confirmed by Kafka")
+    return MaterializeResult(
+        metadata={
+            **(published.metadata or {}),
+            "announced": report.delivered,
+            "announce_failed": report.failed,
+            "topic": kafka.topic_recommendations,
+            "duration_s": timer.seconds,
+        }
+    )
+
+
+@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+def popular_products(
+    config: PopularConfig,
+    pyspark: PySparkResource,
+    model_store: ModelStore,
+    mongo: MongoResource,
+    model_evaluation: EvaluationHandle,
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
+    """The best products by damped average rating, overall and per category: the cold-start fallback."""
+    timer = Timer()
+    spark = pyspark.spark_session
+    model = _publishable(model_evaluation, model_store, spark)
+    documents = popular_documents(
+        read_ratings(spark, model_evaluation.model.ratings),
+        read_products(spark, mongo),
+        config.top_n,
+        config.damping,
+        config.min_ratings,
+        model.version,
+        datetime.now(UTC),
+    ).cache()
+    result = _publish(mongo, PopularItem, model.version, documents, timer)
+    documents.unpersist()
+    return result
+
+
+@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+def item_factors(
+    pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
+    """Item vectors, biases and regParam, so the online updater can fold a reviewer in without Spark."""
+    timer = Timer()
+    spark = pyspark.spark_session
+    model = _publishable(model_evaluation, model_store, spark)
+    documents = item_factor_documents(model, datetime.now(UTC)).cache()
+    result = _publish(mongo, ItemFactor, model.version, documents, timer)
+    documents.unpersist()
+    return result

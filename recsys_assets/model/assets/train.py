@@ -1,0 +1,72 @@
+"""Stage 3: biases + StringIndexers + ALS, fitted on the train split and saved in this run's folder."""
+
+from typing import Any
+
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster_pyspark import PySparkResource
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer, read_ratings
+from recsys_assets.model.features import TRAIN
+from recsys_assets.model.handles import ModelHandle, RatingsHandle
+from recsys_assets.model.publishing import served_versions
+from recsys_assets.model.store import ModelStore
+from recsys_assets.model.training import MODEL_JSON, AlsParams, fit_model, save_model
+from recsys_assets.resources import MongoResource
+
+
+def _in_use(store: ModelStore, spark: SparkSession, mongo: MongoResource, *current: str) -> set[str]:
+    """Run folders pruning must keep: this run's inputs, and every served model with the ratings it was fitted on."""
+    with mongo.db() as db:
+        served = served_versions(db)
+    keep = set(current) | served
+    existing = set(store.versions(spark))
+    for version in served & existing:
+        meta = store.read_json(spark, store.uri(version, "model", MODEL_JSON))
+        if (ratings_version := store.version_of(str(meta["ratings_uri"]))) is not None:
+            keep.add(ratings_version)
+    return keep
+
+
+@asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
+def als_model(
+    context: AssetExecutionContext,
+    config: AlsParams,
+    pyspark: PySparkResource,
+    model_store: ModelStore,
+    mongo: MongoResource,
+    training_ratings: RatingsHandle,
+) -> Output[ModelHandle]:
+    """Fit the model on the ratings' train split; its version is this run's, which orders publishing."""
+    timer = Timer()
+    spark = pyspark.spark_session
+    version = model_store.run_version
+    uri = model_store.uri(version, "model")
+    ratings = read_ratings(spark, training_ratings)
+    model, trials = fit_model(ratings.where(F.col("split") == TRAIN), config, version)
+    save_model(model, model_store, spark, uri, training_ratings.uri)
+    pruned = model_store.prune(spark, _in_use(model_store, spark, mongo, version, training_ratings.version))
+    context.log.info(f"model {version} saved to {uri}; pruned {pruned or 'nothing'}")
+    metadata: dict[str, Any] = {
+        "model_version": version,
+        "uri": MetadataValue.url(uri),
+        "ratings_version": training_ratings.version,
+        "ratings_fingerprint": training_ratings.fingerprint,
+        "params": MetadataValue.md(
+            "| parameter | value |\n|---|---|\n"
+            + "\n".join(f"| {name} | {value} |" for name, value in config.model_dump().items())
+        ),
+        "reviewers": len(model.user_indexer.labels),
+        "items": len(model.item_indexer.labels),
+        "global_mean": model.biases.global_mean,
+        "ranking_reg_param": model.ranking_reg_param,
+        "pruned_versions": MetadataValue.json(pruned),
+        "duration_s": timer.seconds,
+    }
+    if trials:
+        metadata["tuning"] = MetadataValue.md(
+            "| rank | regParam | validation RMSE |\n|---:|---:|---:|\n"
+            + "\n".join(f"| {t['rank']:.0f} | {t['reg_param']:g} | {t['validation_rmse']:.4f} |" for t in trials)
+        )
+    return Output(ModelHandle(version=version, uri=uri, ratings=training_ratings), metadata=metadata)
