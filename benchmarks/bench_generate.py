@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys_core.synthetic import generate
+from recsys_datagen import generate
 
 
 def naive(path: Path, reviews: int, seed: int) -> None:

@@ -23,7 +23,7 @@ from recsys_assets.spark import spark_config
 from recsys_core import mongo, services
 from recsys_core.connections import project_database
 from recsys_core.settings import get_settings
-from recsys_core.synthetic import generate
+from recsys_datagen import generate
 
 
 def _jvm_peak_rss_mib(spark: SparkSession) -> float:

@@ -30,7 +30,7 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys_core.synthetic import generate
+    from recsys_datagen import generate
 
     out = Path(args.out) if args.out else settings.effective_data_dir
     report = generate(out, args.reviews, seed=args.seed, progress=True)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recsys_core.synthetic import DEFAULT_CATEGORIES, STAR_MIX, GenerationReport, generate
+from recsys_datagen import DEFAULT_CATEGORIES, STAR_MIX, GenerationReport, generate
 
 REVIEW_KEYS = (
     "image", "overall", "vote", "verified", "reviewTime", "reviewerID", "asin", "style", "reviewerName",
