@@ -17,7 +17,7 @@ DEMO_REVIEWS = 30_000
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "up":
-        statuses = services.up(settings)
+        statuses = services.up(settings, spark=args.spark)
     elif args.action == "down":
         stopped = services.down(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -26,6 +26,8 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
         statuses = services.status(settings)
     for status in statuses:
         print(status.line())
+    if args.action == "up" and args.spark:
+        print(f"run on it with RECSYS_SPARK_MASTER=spark://127.0.0.1:{settings.spark_cluster_port}")
     return 0 if args.action == "down" or all(s.reachable for s in statuses) else 1
 
 
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     svc = sub.add_parser("services", help="start, stop or report the local MongoDB and Kafka")
     svc.add_argument("action", choices=["up", "down", "status"])
+    svc.add_argument("--spark", action="store_true", help="also a local Spark standalone cluster (master + workers)")
     svc.set_defaults(func=_services)
 
     gen = sub.add_parser("generate", help="write synthetic review and meta files in the Amazon 2018 format")

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
     spark_shuffle_partitions: int = 8
+    spark_cluster_port: int = Field(default=7177, description="Port of the local standalone master (--spark).")
+    spark_cluster_webui_port: int = Field(default=8180, description="Status page of the local standalone master.")
+    spark_cluster_workers: int = Field(default=2, description="Workers of the local standalone cluster.")
+    spark_worker_cores: int = 1
+    spark_worker_memory: str = "2g"
+    spark_python: str | None = Field(
+        default=None, description="Python of the Spark workers; unset = the driver's own interpreter."
+    )
 
     model_store_uri: str | None = Field(
         default=None,

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 
 from recsys_assets.model.biases import BASELINE
 from recsys_assets.model.features import TEST, TRAIN
-from recsys_assets.model.ranking import item_score_lists, top_k
+from recsys_assets.model.ranking import global_top_k
 from recsys_assets.model.training import PREDICTION, TrainedModel
 
 MODEL, GLOBAL_MEAN, BIAS, POPULARITY = "model", "global_mean", "user_item_bias", "popularity"
@@ -143,12 +143,19 @@ class Evaluation:
     metrics: dict[str, Metrics]
     rating_rows: int
     unscorable_rating_rows: int
-    ranking_users: int
+    ranking_users: int  # evaluated for ranking: the seeded sample when there were more than the limit
+    ranking_users_eligible: int
     catalogue_size: int
 
 
-def evaluate(model: TrainedModel, ratings: DataFrame, relevant_min_rating: float) -> Evaluation:
-    """Score the model and the baselines on the held-out split of ``ratings``."""
+def evaluate(
+    model: TrainedModel, ratings: DataFrame, relevant_min_rating: float, max_ranking_users: int, seed: int
+) -> Evaluation:
+    """Score the model and the baselines on the held-out split of ``ratings``.
+
+    Rating metrics use every held-out rating. Ranking metrics use every eligible reviewer, or
+    a seeded sample of ``max_ranking_users`` of them (by hash of reviewerID) when there are more.
+    """
     train = ratings.where(F.col("split") == TRAIN)
     test = ratings.where(F.col("split") == TEST)
     mu = model.biases.global_mean
@@ -164,8 +171,11 @@ def evaluate(model: TrainedModel, ratings: DataFrame, relevant_min_rating: float
     predicted.unpersist()
 
     relevant = test.where(F.col("overall") >= relevant_min_rating).select("reviewerID", "asin").cache()
-    reviewers = model.user_factors().select("reviewerID").join(relevant.select("reviewerID").distinct(), "reviewerID")
-    reviewers = reviewers.cache()
+    eligible = model.user_factors().select("reviewerID").join(relevant.select("reviewerID").distinct(), "reviewerID")
+    eligible_count = eligible.count()
+    if eligible_count > max_ranking_users:
+        eligible = eligible.orderBy(F.xxhash64("reviewerID", F.lit(seed)), "reviewerID").limit(max_ranking_users)
+    reviewers = eligible.cache()
     catalogue = train.select("asin").distinct()
     catalogue_size = catalogue.count()
     item_scores = {
@@ -173,18 +183,19 @@ def evaluate(model: TrainedModel, ratings: DataFrame, relevant_min_rating: float
         BIAS: catalogue.join(model.biases.items, "asin").withColumnRenamed("item_bias", "score"),
         POPULARITY: train.groupBy("asin").agg(F.count(F.lit(1)).cast("double").alias("score")),
     }
-    scores = {MODEL: model.ranking_scores(reviewers)}
-    scores |= {name: item_score_lists(reviewers, s) for name, s in item_scores.items()}
     k_max = max(CUTOFFS)
-    for name, scored in scores.items():
-        top = top_k(scored, train, k_max).cache()
+    exclude = train.select("reviewerID", "asin")
+    tops = {MODEL: model.recommend(reviewers, exclude, k_max)}
+    tops |= {name: global_top_k(reviewers, exclude, s, k_max) for name, s in item_scores.items()}
+    for name, listed in tops.items():
+        top = listed.cache()
         metrics[name] |= ranking_metrics(top, relevant, reviewers, CUTOFFS)
         metrics[name][f"coverage@{k_max}"] = coverage(top, catalogue_size, k_max)
         top.unpersist()
     ranking_users = reviewers.count()
     relevant.unpersist()
     reviewers.unpersist()
-    return Evaluation(metrics, rating_rows, test.count() - rating_rows, ranking_users, catalogue_size)
+    return Evaluation(metrics, rating_rows, test.count() - rating_rows, ranking_users, eligible_count, catalogue_size)
 
 
 def metrics_markdown(metrics: dict[str, Metrics]) -> str:

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from recsys_assets.documents import conform, contract_struct
 from recsys_assets.model.features import TRAIN
-from recsys_assets.model.ranking import cosine, top_k
+from recsys_assets.model.ranking import cosine
 from recsys_assets.model.training import TrainedModel
 from recsys_assets.resources import MongoResource
 from recsys_core import mongo
@@ -132,7 +132,7 @@ def recommendation_documents(
     """
     rated = ratings.select("reviewerID", "asin")
     reviewers = ratings.where(F.col("split") == TRAIN).select("reviewerID").distinct()
-    top = top_k(model.ranking_scores(reviewers), rated, k)
+    top = model.recommend(reviewers, rated, k)
     factors = model.item_factors().select("asin", "vector")
     closest_first = Window.partitionBy("reviewerID", "asin").orderBy(F.col("similarity").desc(), "because_asin")
     because = (

@@ -1,9 +1,38 @@
-"""Turning scores into per-reviewer top-k lists, shared by the evaluation and the publishing."""
+"""Per-reviewer top-k lists without ever forming users x items rows.
+
+The model's lists: reviewers are scored in blocks against the item factors, which are
+broadcast to the executors (the one table the driver collects, and it has a limit), and each
+block keeps only its ``k`` best unrated items (``recsys_core.scoring.best_k``). Memory is
+O(block x items) per task and O(reviewers x k) in the result, and the cost grows with
+reviewers x items x rank flops, never with rows to shuffle.
+
+The non-personal baselines rank every item the same way for everyone, so their order is
+computed once and each reviewer takes the first ``k`` items of it they have not rated.
+
+Ties are broken by asin everywhere, so a list never depends on Spark's partitioning.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from recsys_core.scoring import best_k
+
+TOP_K_SCHEMA = "reviewerID string, asin string, score double, rank int"
+_ARROW_SCHEMA = pa.schema(
+    [("reviewerID", pa.string()), ("asin", pa.string()), ("score", pa.float64()), ("rank", pa.int32())]
+)
+SCORE_BLOCK_BYTES = 64 * 1024 * 1024
+"""Memory for one block of scores (reviewers x items doubles) in a Python worker."""
+MAX_BROADCAST_ITEMS = 5_000_000
+"""More items than this would not fit a worker's memory as broadcast factors (5M x rank 10 doubles = 400 MB)."""
 
 
 def dot(left: str, right: str) -> Column:
@@ -17,19 +46,118 @@ def cosine(left: str, right: str) -> Column:
     return F.when(norms > 0, dot(left, right) / norms).otherwise(F.lit(0.0))
 
 
-def top_k(scores: DataFrame, exclude: DataFrame, k: int) -> DataFrame:
-    """The ``k`` best-scored items per reviewer among those not in ``exclude``, with a 1-based ``rank``.
+@dataclass(frozen=True)
+class ItemFactorTable:
+    """Item factors in the driver, in asin order, so that a lower index is a smaller asin."""
 
-    Ties are broken by asin so that a list never depends on Spark's partitioning.
-    """
-    best_first = Window.partitionBy("reviewerID").orderBy(F.col("score").desc(), F.col("asin"))
-    return (
-        scores.join(exclude.select("reviewerID", "asin"), ["reviewerID", "asin"], "left_anti")
-        .withColumn("rank", F.row_number().over(best_first))
-        .where(F.col("rank") <= k)
+    asins: list[str]
+    vectors: NDArray[np.float64]  # (items, rank)
+    bias: NDArray[np.float64]  # (items,)
+
+    @classmethod
+    def collect(cls, items: DataFrame) -> ItemFactorTable:
+        """From ``asin, vector, item_bias``; refuses a catalogue too large to broadcast."""
+        count = items.count()
+        if count > MAX_BROADCAST_ITEMS:
+            raise ValueError(
+                f"{count:,} items are more than the {MAX_BROADCAST_ITEMS:,} whose factors can be broadcast to "
+                "every executor; score in item blocks or raise MAX_BROADCAST_ITEMS with the executors' memory"
+            )
+        rows = items.select("asin", "vector", "item_bias").orderBy("asin").collect()
+        rank = len(rows[0]["vector"]) if rows else 0
+        return cls(
+            asins=[row["asin"] for row in rows],
+            vectors=np.asarray([row["vector"] for row in rows], dtype=np.float64).reshape(len(rows), rank),
+            bias=np.asarray([row["item_bias"] for row in rows], dtype=np.float64),
+        )
+
+
+def _with_rated(users: DataFrame, exclude: DataFrame) -> DataFrame:
+    """Each user with the asins they must not be recommended (empty when none)."""
+    rated = exclude.groupBy("reviewerID").agg(F.collect_list("asin").alias("rated"))
+    return users.join(rated, "reviewerID", "left").withColumn(
+        "rated", F.coalesce(F.col("rated"), F.array().cast("array<string>"))
     )
 
 
-def item_score_lists(users: DataFrame, item_scores: DataFrame) -> DataFrame:
-    """Score every (reviewer, item) pair by an item-only score, as the non-personal baselines do."""
-    return users.select("reviewerID").distinct().crossJoin(item_scores.select("asin", "score"))
+def _batch(reviewers: list[str], asins: list[str], scores: list[float], ranks: list[int]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [pa.array(reviewers, pa.string()), pa.array(asins, pa.string()), pa.array(scores), pa.array(ranks, pa.int32())],
+        schema=_ARROW_SCHEMA,
+    )
+
+
+def model_top_k(users: DataFrame, exclude: DataFrame, items: ItemFactorTable, k: int, add_item_bias: bool) -> DataFrame:
+    """``reviewerID, asin, score, rank`` (1..k): each user's ``k`` best items not in ``exclude``.
+
+    ``users`` holds ``reviewerID, vector``; a score is ``user · item`` (plus the item bias when
+    ``add_item_bias``), the same as ``recsys_core.scoring.scores``.
+    """
+    broadcast = users.sparkSession.sparkContext.broadcast((items.asins, items.vectors, items.bias))
+    block = max(1, SCORE_BLOCK_BYTES // (8 * max(1, len(items.asins))))
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        asins, vectors, bias = broadcast.value
+        position = {asin: i for i, asin in enumerate(asins)}
+        for batch in batches:
+            reviewers = batch.column("reviewerID").to_pylist()
+            user_vectors = np.asarray(batch.column("vector").flatten(), dtype=np.float64)
+            user_vectors = user_vectors.reshape(len(reviewers), vectors.shape[1])
+            rated = batch.column("rated").to_pylist()
+            out: tuple[list[str], list[str], list[float], list[int]] = ([], [], [], [])
+            for start in range(0, len(reviewers), block):
+                scores = user_vectors[start : start + block] @ vectors.T
+                if add_item_bias:
+                    scores += bias
+                for row, seen in enumerate(rated[start : start + block]):
+                    scores[row, [position[a] for a in seen if a in position]] = -np.inf
+                best, values = best_k(scores, k)
+                for row in range(len(best)):
+                    for place, (column, value) in enumerate(zip(best[row], values[row], strict=True), start=1):
+                        if value > -np.inf:
+                            out[0].append(reviewers[start + row])
+                            out[1].append(asins[column])
+                            out[2].append(float(value))
+                            out[3].append(place)
+            yield _batch(*out)
+
+    return _with_rated(users.select("reviewerID", "vector"), exclude).mapInArrow(score, TOP_K_SCHEMA)
+
+
+def global_top_k(users: DataFrame, exclude: DataFrame, item_scores: DataFrame, k: int) -> DataFrame:
+    """``reviewerID, asin, score, rank``: the first ``k`` items of one global order, skipping each user's own.
+
+    ``item_scores`` holds ``asin, score``; the order is by score, ties by asin. It is computed
+    once, and only its first ``k`` + (most items any user excludes) entries reach the driver;
+    no user is scored against the catalogue.
+    """
+    most_excluded = exclude.groupBy("reviewerID").count().agg(F.max("count")).first()
+    prefix = k + int(most_excluded[0] or 0) if most_excluded else k  # every user's k unrated lie within it
+    ordered = item_scores.select("asin", F.col("score").cast("double")).orderBy(F.col("score").desc(), "asin")
+    rows = ordered.limit(prefix).collect()
+    broadcast = users.sparkSession.sparkContext.broadcast(
+        ([row["asin"] for row in rows], [float(row["score"]) for row in rows])
+    )
+
+    def take(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        order, scores = broadcast.value
+        for batch in batches:
+            out: tuple[list[str], list[str], list[float], list[int]] = ([], [], [], [])
+            for reviewer, seen in zip(
+                batch.column("reviewerID").to_pylist(), batch.column("rated").to_pylist(), strict=True
+            ):
+                skip = set(seen)
+                place = 0
+                for i in range(min(len(order), k + len(skip))):  # k unrated items lie within this prefix
+                    if order[i] in skip:
+                        continue
+                    place += 1
+                    out[0].append(reviewer)
+                    out[1].append(order[i])
+                    out[2].append(scores[i])
+                    out[3].append(place)
+                    if place == k:
+                        break
+            yield _batch(*out)
+
+    return _with_rated(users.select("reviewerID").distinct(), exclude).mapInArrow(take, TOP_K_SCHEMA)

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys_assets.model.biases import BASELINE, Biases, fit_biases, with_baseline
-from recsys_assets.model.ranking import dot
+from recsys_assets.model.ranking import ItemFactorTable, model_top_k
 from recsys_assets.model.store import ModelStore
 
 USER_INDEX, ITEM_INDEX = "user_index", "item_index"
@@ -128,18 +128,11 @@ class TrainedModel:
         factors = _labelled(self.ranking_head.itemFactors, self.item_indexer.labels, "asin")
         return factors.join(self.biases.items, "asin", "left").fillna(0.0, ["item_bias"])
 
-    def ranking_scores(self, reviewers: DataFrame) -> DataFrame:
-        """``reviewerID, asin, score`` for every known reviewer in ``reviewers`` and every known item."""
+    def recommend(self, reviewers: DataFrame, exclude: DataFrame, k: int) -> DataFrame:
+        """``reviewerID, asin, score, rank``: the ``k`` best items for each known reviewer, none in ``exclude``."""
         users = self.user_factors().join(reviewers.select("reviewerID").distinct(), "reviewerID")
-        items = self.item_factors()
-        score = dot("user_vector", "item_vector")
-        if self.ranking_adds_item_bias:
-            score = score + F.col("item_bias")
-        return (
-            users.withColumnRenamed("vector", "user_vector")
-            .crossJoin(items.withColumnRenamed("vector", "item_vector"))
-            .select("reviewerID", "asin", score.alias("score"))
-        )
+        items = ItemFactorTable.collect(self.item_factors())
+        return model_top_k(users, exclude, items, k, self.ranking_adds_item_bias)
 
 
 def _labelled(factors: DataFrame, labels: list[str], id_column: str) -> DataFrame:

@@ -1,4 +1,5 @@
-"""Start, report and stop the local MongoDB and Kafka that the project runs on.
+"""Start, report and stop the local MongoDB and Kafka that the project runs on, and on request
+a local Spark standalone cluster.
 
 Services configured by the user (``RECSYS_MONGO_URI``, ``RECSYS_KAFKA_BOOTSTRAP_SERVERS``)
 are only checked, never started or stopped.
@@ -9,20 +10,27 @@ from __future__ import annotations
 from recsys_core.services.kafka import KafkaService
 from recsys_core.services.mongod import MongoService
 from recsys_core.services.process import ServiceError
+from recsys_core.services.spark import SparkClusterService
 from recsys_core.services.status import ServiceStatus
 from recsys_core.settings import Settings
 
 __all__ = ["ServiceError", "ServiceStatus", "down", "status", "up"]
 
 
-def up(settings: Settings) -> list[ServiceStatus]:
-    return [MongoService(settings).up(), KafkaService(settings).up()]
+def up(settings: Settings, spark: bool = False) -> list[ServiceStatus]:
+    """Start (or find running) mongod and Kafka, and with ``spark`` the local Spark cluster."""
+    started = [MongoService(settings).up(), KafkaService(settings).up()]
+    return [*started, SparkClusterService(settings).up()] if spark else started
 
 
 def down(settings: Settings) -> list[str]:
-    """Stop the managed services; returns the names of those that were running."""
-    return [svc.name for svc in (KafkaService(settings), MongoService(settings)) if svc.down()]
+    """Stop the managed services, the Spark cluster too; returns the names of those that were running."""
+    services = (SparkClusterService(settings), KafkaService(settings), MongoService(settings))
+    return [svc.name for svc in services if svc.down()]
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    return [MongoService(settings).status(), KafkaService(settings).status()]
+    """mongod and Kafka, and the Spark cluster when it runs."""
+    spark = SparkClusterService(settings)
+    statuses = [MongoService(settings).status(), KafkaService(settings).status()]
+    return [*statuses, spark.status()] if spark.master.pid is not None else statuses

@@ -21,7 +21,7 @@ from recsys_core import mongo, scoring
 from recsys_core.connections import kafka_consumer
 from recsys_core.contract import ContractError, RecommendationEvent
 from recsys_core.settings import Settings
-from tests.model.conftest import Published, handle
+from tests.model.conftest import Pipeline, Published, handle
 
 ASSETS = {
     "review_sample",
@@ -220,3 +220,18 @@ def test_published_lists_are_announced_on_kafka(published: Published, settings: 
     assert found is not None, "the published list of the first reviewer never arrived on Kafka"
     assert found.source == "batch"
     assert [item.asin for item in found.items] == [item["asin"] for item in wanted["items"]]
+
+
+def test_ranking_metrics_use_a_seeded_sample_of_reviewers_when_there_are_many(isolated: Pipeline) -> None:
+    runs = [
+        isolated.run(["model_evaluation"], model_evaluation={"max_ranking_users": 300, "seed": s}) for s in (1, 1, 2)
+    ]
+    metadata = [materialisation_metadata(run)["model_evaluation"] for run in runs]
+    for meta in metadata:
+        assert meta["ranking_users"] == 300
+        assert meta["ranking_users_eligible"] > 300
+        assert meta["heldout_ratings"] > 1000  # rating metrics keep every held-out rating
+    same, other = metadata[0], metadata[2]
+    assert metadata[1]["model/ndcg@10"] == same["model/ndcg@10"]  # the same seed draws the same reviewers
+    assert other["model/ndcg@10"] != same["model/ndcg@10"]
+    assert other["model/rmse"] == same["model/rmse"]

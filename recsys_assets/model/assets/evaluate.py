@@ -16,6 +16,12 @@ class EvaluationConfig(Config):
     relevant_min_rating: float = Field(default=4.0, description="A held-out rating this high is a hit.")
     min_heldout_ratings: int = Field(default=500, description="Below this the gate warns instead of judging.")
     min_ranking_users: int = Field(default=200, description="Below this the gate warns instead of judging.")
+    max_ranking_users: int = Field(
+        default=20_000,
+        ge=1,
+        description="Ranking metrics on a seeded sample of this many reviewers when there are more.",
+    )
+    seed: int = Field(default=42, description="Seed of the reviewer sample for the ranking metrics.")
 
 
 @asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
@@ -37,7 +43,13 @@ def model_evaluation(
             f"(fingerprint {training_ratings.fingerprint}): materialise als_model again before evaluating it"
         )
     model = load_model(model_store, spark, als_model.uri)
-    result = ev.evaluate(model, read_ratings(spark, training_ratings), config.relevant_min_rating)
+    result = ev.evaluate(
+        model,
+        read_ratings(spark, training_ratings),
+        config.relevant_min_rating,
+        config.max_ranking_users,
+        config.seed,
+    )
     verdict = ev.judge(
         result.metrics, result.rating_rows, result.ranking_users, config.min_heldout_ratings, config.min_ranking_users
     )
@@ -76,6 +88,7 @@ def model_evaluation(
             "heldout_ratings": result.rating_rows,
             "heldout_ratings_unscorable": result.unscorable_rating_rows,
             "ranking_users": result.ranking_users,
+            "ranking_users_eligible": result.ranking_users_eligible,
             "catalogue_size": result.catalogue_size,
             "relevant_min_rating": config.relevant_min_rating,
             "uri": MetadataValue.url(uri),

@@ -1,0 +1,89 @@
+"""The model job on a real Spark standalone cluster (a master and two workers, other JVMs) publishes
+exactly what the same job publishes on ``local[*]``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymongo.database import Database
+
+from recsys_core import mongo
+from recsys_core.connections import project_database
+from recsys_core.contract import Recommendations
+from recsys_core.services.spark import SparkClusterService
+from recsys_core.settings import PROJECT_ROOT, Settings
+from tests.model.conftest import CATEGORIES, Published
+from tests.web.conftest import unused_port
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, running_services: Settings) -> Iterator[SparkClusterService]:
+    settings = Settings(
+        state_dir=tmp_path / "cluster",
+        spark_cluster_port=unused_port(),
+        spark_cluster_webui_port=unused_port(),
+        spark_worker_memory="1g",
+    )
+    service = SparkClusterService(settings)
+    status = service.up()
+    assert status.reachable, status.line()
+    yield service
+    service.down()
+
+
+def _completed_apps(service: SparkClusterService) -> list[dict[str, object]]:
+    address = f"http://127.0.0.1:{service.settings.spark_cluster_webui_port}/json/"
+    with urllib.request.urlopen(address, timeout=5) as response:
+        apps: list[dict[str, object]] = json.load(response).get("completedapps", [])
+    return apps
+
+
+def _published(db: Database[mongo.Document]) -> dict[str, Recommendations]:
+    return {d["_id"]: Recommendations.from_document(d) for d in db[Recommendations.collection].find()}
+
+
+def test_the_model_job_on_a_cluster_publishes_what_local_publishes(
+    published: Published, cluster: SparkClusterService, model_settings: Settings, real_data_dir: Path, tmp_path: Path
+) -> None:
+    database = f"{model_settings.mongo_db}_cluster"
+    env = {
+        **os.environ,
+        "RECSYS_SPARK_MASTER": cluster.url,
+        "RECSYS_MONGO_DB": database,
+        "RECSYS_DATA_DIR": str(real_data_dir),
+        "RECSYS_MODEL_STORE_URI": (tmp_path / "store").as_uri(),
+    }
+    categories = [arg for category in CATEGORIES for arg in ("--category", category)]
+    db = project_database(model_settings.model_copy(update={"mongo_db": database}))
+    db.client.drop_database(database)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "recsys_cli", "run", *categories],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert any(app.get("name") == "recsys" for app in _completed_apps(cluster)), (
+            "the job did not run on the cluster"
+        )
+        on_cluster = {d["_id"]: Recommendations.from_document(d) for d in db[Recommendations.collection].find()}
+    finally:
+        db.client.drop_database(database)
+        db.client.close()
+    local = {
+        d["_id"]: Recommendations.from_document(d) for d in published.pipeline.db[Recommendations.collection].find()
+    }
+    assert on_cluster.keys() == local.keys()
+    for reviewer, recommendations in local.items():
+        assert [i.asin for i in on_cluster[reviewer].items] == [i.asin for i in recommendations.items], reviewer
