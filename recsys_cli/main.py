@@ -11,6 +11,7 @@ from pathlib import Path
 from recsys_core import services
 from recsys_core.locks import LockHeld
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
+from recsys_datagen.shape import SHAPES
 
 DEMO_REVIEWS = 30_000
 
@@ -35,7 +36,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from recsys_datagen import generate
 
     out = Path(args.out) if args.out else settings.effective_data_dir
-    report = generate(out, args.reviews, seed=args.seed, progress=True)
+    report = generate(out, args.reviews, seed=args.seed, progress=True, shape=args.shape)
     print(f"wrote {report.lines:,} review lines ({report.duplicate_lines:,} exact duplicates), "
           f"{report.users:,} users, {report.items:,} items to {out}")  # fmt: skip
     return 0
@@ -71,7 +72,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = settings.effective_data_dir
     if settings.data_dir is None and not any(data_dir.glob("*.json*")):
         print(f"2/4 generating {args.reviews:,} synthetic reviews into {data_dir}")
-        args.out, args.seed = None, 42
+        args.out, args.seed, args.shape = None, 42, "default"
         _generate(args, settings)
     else:
         print(f"2/4 using the data in {data_dir}")
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--reviews", type=int, default=DEMO_REVIEWS)
     gen.add_argument("--out", help="folder (default: the configured data folder)")
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--shape",
+        choices=list(SHAPES),
+        default="default",
+        help="how reviews spread: amazon-5core has reviewers ~11%% and products ~2.5%% of the reviews",
+    )
     gen.set_defaults(func=_generate)
 
     run = sub.add_parser("run", help="materialise the asset graph on the configured data folder")

@@ -14,14 +14,16 @@ two minutes and memory stays bounded.
 
 from recsys_datagen.generate import generate
 from recsys_datagen.report import CategoryCounts, GenerationReport
-from recsys_datagen.shape import DEFAULT_CATEGORIES, DUPLICATE_RATE, MIN_REVIEWS_PER_CATEGORY, STAR_MIX
+from recsys_datagen.shape import DEFAULT_CATEGORIES, DUPLICATE_RATE, MIN_REVIEWS_PER_CATEGORY, SHAPES, STAR_MIX, Shape
 
 __all__ = [
     "DEFAULT_CATEGORIES",
     "DUPLICATE_RATE",
     "MIN_REVIEWS_PER_CATEGORY",
+    "SHAPES",
     "STAR_MIX",
     "CategoryCounts",
     "GenerationReport",
+    "Shape",
     "generate",
 ]

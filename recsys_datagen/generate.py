@@ -16,9 +16,8 @@ from recsys_datagen.report import CategoryCounts, GenerationReport
 from recsys_datagen.shape import (
     DEFAULT_CATEGORIES,
     DUPLICATE_RATE,
-    MEAN_ITEM_DEGREE,
-    MEAN_USER_DEGREE,
     MIN_REVIEWS_PER_CATEGORY,
+    SHAPES,
     UNREVIEWED_PRODUCT_RATE,
     Ints,
 )
@@ -35,12 +34,17 @@ def generate(
     warts: bool = True,
     progress: bool = False,
     compress: bool = True,
+    shape: str = "default",
 ) -> GenerationReport:
     """Write `<Category>_5.json[.gz]` and `meta_<Category>.json[.gz]` for each category into `out_dir`.
 
     `reviews` is the exact number of review lines written over all categories, duplicates included.
-    The same arguments always produce byte-identical files.
+    `shape` names how reviews spread over reviewers and products (``SHAPES``). The same
+    arguments always produce byte-identical files.
     """
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    spread = SHAPES[shape]
     cats = tuple(categories)
     if not cats or len(set(cats)) != len(cats):
         raise ValueError("categories must be non-empty and distinct")
@@ -56,8 +60,8 @@ def generate(
     cat_dups = [max(1, round(DUPLICATE_RATE * n)) if warts else 0 for n in cat_lines]
     cat_pairs = [int(n) - d for n, d in zip(cat_lines, cat_dups, strict=True)]
     # Small runs get extra users and items: users x items >= 3 pairs leaves room for the degree caps.
-    cat_users = [max(round(m / MEAN_USER_DEGREE), math.ceil(math.sqrt(6 * m))) for m in cat_pairs]
-    cat_items = [max(round(m / MEAN_ITEM_DEGREE), math.ceil(math.sqrt(1.5 * m))) for m in cat_pairs]
+    cat_users = [max(round(m / spread.mean_user_degree), math.ceil(math.sqrt(6 * m))) for m in cat_pairs]
+    cat_items = [max(round(m / spread.mean_item_degree), math.ceil(math.sqrt(1.5 * m))) for m in cat_pairs]
     people = People.draw(rng, max(max(cat_users), round(0.8 * sum(cat_users))))
     item_ids = unique_ids(rng, sum(cat_items) + sum(_unreviewed(n, warts) for n in cat_items), 9, "B")
     days = DayStrings.build()
@@ -75,7 +79,7 @@ def generate(
             id_start += n_items
             reviewed = np.sort(crng.choice(n_items, cat_items[k], replace=False))  # positions in `asins`
             noun = crng.integers(0, len(theme_of(cat).nouns), n_items)  # what each product is
-            plan = ReviewPlan.draw(crng, cat_pairs[k], cat_users[k], cat_items[k], cat_dups[k], people)
+            plan = ReviewPlan.draw(crng, cat_pairs[k], cat_users[k], cat_items[k], cat_dups[k], people, spread)
             seen_users.append(plan.global_user)
             review_path = out_dir / f"{cat}_5{suffix}"
             reviewed_asins = [asins[p] for p in reviewed.tolist()]

@@ -16,14 +16,13 @@ from recsys_datagen.people import People
 from recsys_datagen.shape import (
     EPOCH_FIRST_DAY,
     EPOCH_LAST_DAY,
-    ITEM_ALPHA,
     MIN_DEGREE,
     RANK,
     STAR_MIX,
-    USER_ALPHA,
     Bools,
     Floats,
     Ints,
+    Shape,
 )
 
 
@@ -117,12 +116,13 @@ class ReviewPlan:
         n_items: int,
         duplicates: int,
         people: People,
+        shape: Shape,
     ) -> ReviewPlan:
         # Caps keep the heaviest user-item combinations sparse enough for `_pair_up` to converge fast.
         user_cap = max(MIN_DEGREE, min(n_items // 2, math.ceil(1.2 * math.sqrt(pairs))))
         item_cap = max(MIN_DEGREE, min(n_users // 2, math.ceil(5 * math.sqrt(pairs))))
-        user_deg = rng.permutation(_power_degrees(n_users, pairs, user_cap, USER_ALPHA))
-        item_deg = rng.permutation(_power_degrees(n_items, pairs, item_cap, ITEM_ALPHA))
+        user_deg = rng.permutation(_power_degrees(n_users, pairs, user_cap, shape.user_alpha))
+        item_deg = rng.permutation(_power_degrees(n_items, pairs, item_cap, shape.item_alpha))
         global_user = rng.choice(people.ids.size, n_users, replace=False)
         item_bias = rng.normal(0.0, 0.5, n_items)
         item_factors = rng.normal(0.0, RANK**-0.25, (n_items, RANK))

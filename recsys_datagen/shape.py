@@ -6,6 +6,7 @@ One place, so a new shape (another category's statistics) changes numbers here, 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -24,11 +25,24 @@ Floats = npt.NDArray[np.float64]
 Objects = npt.NDArray[np.object_]
 Bools = npt.NDArray[np.bool_]
 
+
+@dataclass(frozen=True)
+class Shape:
+    """How one category's reviews spread over its reviewers and products."""
+
+    mean_user_degree: float  # reviews per reviewer
+    mean_item_degree: float  # reviews per product
+    user_alpha: float = 1.1  # Pareto tail of user activity (lower = heavier)
+    item_alpha: float = 0.9  # Pareto tail of item popularity
+
+
+SHAPES: dict[str, Shape] = {
+    "default": Shape(mean_user_degree=15.0, mean_item_degree=30.0),
+    # As in the 2018 5-core files: reviewers are about 11% and products about 2.5% of the reviews.
+    "amazon-5core": Shape(mean_user_degree=1 / 0.11, mean_item_degree=1 / 0.025),
+}
+
 MIN_DEGREE = 5  # 5-core-like: every user and item gets at least this many reviews
-MEAN_USER_DEGREE = 15.0
-MEAN_ITEM_DEGREE = 30.0
-USER_ALPHA = 1.1  # Pareto tail of user activity (lower = heavier)
-ITEM_ALPHA = 0.9  # Pareto tail of item popularity
 RANK = 3  # latent factors behind the ratings: low, so that ~15 ratings per user pin a user's taste down
 TEXTS_PER_NOUN = 40  # review texts per product noun and star
 CHUNK = 65_536  # review lines built and compressed per step

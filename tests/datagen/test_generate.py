@@ -308,3 +308,18 @@ def test_other_categories_are_supported(tmp_path: Path) -> None:
     report = generate(tmp_path, 900, categories=("Toys", "Books", "Tools"))
     assert [p.name for p in report.review_files] == ["Toys_5.json.gz", "Books_5.json.gz", "Tools_5.json.gz"]
     assert sum(c.lines for c in report.per_category.values()) == 900
+
+
+def test_the_amazon_5core_shape_has_the_real_files_proportions(tmp_path: Path) -> None:
+    report = generate(tmp_path, 40_000, categories=("Synthetic_Beauty",), seed=5, shape="amazon-5core")
+    reviews = distinct(load(report).reviews["Synthetic_Beauty"])
+    for key, share in (("reviewerID", 0.11), ("asin", 0.025)):
+        degree = np.array(list(Counter(r[key] for r in reviews).values()))
+        assert degree.size / len(reviews) == pytest.approx(share, rel=0.1), key
+        assert degree.min() >= 5, key
+        assert degree.max() >= 8 * np.median(degree), key  # a long tail
+
+
+def test_an_unknown_shape_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown shape 'square'; known: default, amazon-5core"):
+        generate(tmp_path, 1_000, shape="square")
