@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,18 +50,24 @@ def use_project_instance(settings: Settings) -> None:
     os.environ["DAGSTER_HOME"] = str(home)
 
 
-def run_pipeline(settings: Settings, categories: Sequence[str] | None = None) -> list[StepOutcome]:
-    """Load every category (or the given ones), then run the model job; one ``recsys run`` at a time."""
+def run_pipeline(
+    settings: Settings, categories: Sequence[str] | None = None, model_ops: Mapping[str, Any] | None = None
+) -> list[StepOutcome]:
+    """Load every category (or the given ones), then run the model job; one ``recsys run`` at a time.
+
+    ``model_ops`` is the model job's ``ops`` run config (per-asset ``config``), for runs that
+    need other settings than the defaults.
+    """
     use_project_instance(settings)
     db = project_database(settings)
     try:
         with Lease(db, PIPELINE_LEASE, owner="recsys run"):
-            return _run_jobs(settings, categories)
+            return _run_jobs(settings, categories, dict(model_ops or {}))
     finally:
         db.client.close()
 
 
-def _run_jobs(settings: Settings, categories: Sequence[str] | None) -> list[StepOutcome]:
+def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: dict[str, Any]) -> list[StepOutcome]:
     from dagster import DagsterInstance, ExecuteInProcessResult
 
     from recsys_assets import model
@@ -100,7 +106,7 @@ def _run_jobs(settings: Settings, categories: Sequence[str] | None) -> list[Step
         outcomes.append(outcome("ingest_job", category, result))
     for job in model.JOBS:
         result = defs.resolve_job_def(job.name).execute_in_process(
-            instance=instance, run_config=_INFO_LOGS, raise_on_error=False
+            instance=instance, run_config={**_INFO_LOGS, "ops": model_ops}, raise_on_error=False
         )
         outcomes.append(outcome(job.name, None, result))
     return outcomes

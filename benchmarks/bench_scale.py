@@ -1,0 +1,251 @@
+"""The whole graph at growing sizes: time per stage, peak memory per process, the growth exponent,
+and the blocked top-k against a bare numpy blocked top-k on the same factors (its anchor).
+
+    python benchmarks/bench_scale.py --reviews 100000 1000000 5000000
+
+Each size is generated with the ``amazon-5core`` shape into a folder and database of its own,
+and runs in a process of its own after mongod and Kafka are restarted, so every peak is that
+size's. Writes ``benchmarks/results/scale.json``, ``scale.png`` and the scale table of
+BENCHMARKS.md (between its markers).
+
+The gate is set to warn instead of blocking (a held-out minimum no run reaches), so every
+stage runs whatever the model's quality: this measures cost; quality is the evaluation's job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys_core.settings import PROJECT_ROOT, get_settings
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+REPORT = PROJECT_ROOT / "BENCHMARKS.md"
+BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
+CATEGORY = "Synthetic_Electronics"
+K = 5
+ALWAYS_PUBLISH = {"model_evaluation": {"config": {"min_heldout_ratings": 10**12}}}
+STAGES = {
+    "ingest": ("raw_reviews", "raw_products"),
+    "sample + features": ("review_sample", "training_ratings"),
+    "als_model": ("als_model",),
+    "model_evaluation": ("model_evaluation",),
+    "publish": ("top5_recommendations", "popular_products", "item_factors"),
+}
+
+
+def _peak_mib(pid: int | None) -> float:
+    """The peak resident memory of a process (VmHWM), in MiB."""
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _numpy_top_k(users: np.ndarray, items: np.ndarray, bias: np.ndarray, rated: list[np.ndarray]) -> float:
+    """Seconds for the anchor: blocked matmul, rated items masked, argpartition, the k sorted."""
+    started = time.perf_counter()
+    block = max(1, (64 * 1024 * 1024) // (8 * items.shape[0]))
+    for lo in range(0, users.shape[0], block):
+        scores = users[lo : lo + block] @ items.T + bias
+        for row, seen in enumerate(rated[lo : lo + block]):
+            scores[row, seen] = -np.inf
+        best = np.argpartition(-scores, K - 1, axis=1)[:, :K]
+        np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1), axis=1)
+    return time.perf_counter() - started
+
+
+def run_one(reviews: int, out: Path) -> None:
+    """One size, in this process: generate, run the graph, time the scoring stage and its anchor."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from recsys_assets.definitions import build_resources
+    from recsys_assets.model.handles import HANDLE, ModelHandle
+    from recsys_assets.model.ranking import ItemFactorTable
+    from recsys_assets.model.training import load_model
+    from recsys_cli.pipeline import run_pipeline
+    from recsys_core.connections import project_database
+    from recsys_core.services.mongod import MongoService
+    from recsys_datagen import generate
+
+    settings = get_settings()
+    assert settings.data_dir is not None
+    if not any(settings.data_dir.glob("*.json.gz")):
+        generate(settings.data_dir, reviews, categories=(CATEGORY,), seed=42, shape="amazon-5core")
+    db = project_database(settings)
+    db.client.drop_database(db.name)
+
+    started = time.perf_counter()
+    outcomes = run_pipeline(settings, model_ops=ALWAYS_PUBLISH)
+    total = time.perf_counter() - started
+    if not all(o.success for o in outcomes):
+        raise SystemExit(f"the graph failed at {reviews:,} reviews: {[e for o in outcomes for e in o.errors]}")
+    metadata = {asset: meta for o in outcomes for asset, meta in o.metadata.items()}
+    stages = {name: sum(metadata[a]["duration_s"] for a in assets) for name, assets in STAGES.items()}
+
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    handle = ModelHandle.model_validate(metadata["als_model"][HANDLE])
+    model = load_model(build_resources(settings)["model_store"], spark, handle.uri)
+    ratings = spark.read.parquet(handle.ratings.uri).select("reviewerID", "asin", "split").cache()
+    reviewers = ratings.where(F.col("split") == "train").select("reviewerID").distinct().cache()
+    reviewers.count()
+    scoring_started = time.perf_counter()
+    listed = model.recommend(reviewers, ratings, K).count()
+    ours = time.perf_counter() - scoring_started
+
+    table = ItemFactorTable.collect(model.item_factors())
+    position = {asin: i for i, asin in enumerate(table.asins)}
+    users = model.user_factors().join(reviewers, "reviewerID").orderBy("reviewerID").collect()
+    seen: dict[str, list[int]] = {}
+    for row in ratings.select("reviewerID", "asin").collect():
+        seen.setdefault(row["reviewerID"], []).append(position.get(row["asin"], -1))
+    vectors = np.asarray([row["vector"] for row in users], dtype=np.float64)
+    rated = [np.asarray([i for i in seen.get(row["reviewerID"], []) if i >= 0], dtype=np.int64) for row in users]
+    bias = table.bias if model.ranking_adds_item_bias else np.zeros_like(table.bias)
+    anchor = _numpy_top_k(vectors, table.vectors, bias, rated)
+
+    jvm = spark.sparkContext._jvm
+    result = {
+        "reviews": reviews,
+        "reviewers": len(model.user_indexer.labels),
+        "items": len(model.item_indexer.labels),
+        "total_s": round(total, 1),
+        "stages_s": {name: round(seconds, 1) for name, seconds in stages.items()},
+        "top_k_users": listed // K,
+        "top_k_s": round(ours, 2),
+        "numpy_top_k_s": round(anchor, 2),
+        "peak_mib": {
+            "driver JVM": round(_peak_mib(jvm.ProcessHandle.current().pid() if jvm else None)),
+            "Python": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "mongod": round(_peak_mib(MongoService(settings).process.pid)),
+        },
+    }
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+
+
+def _write_report(results: list[dict[str, Any]], exponent: float | None) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    rows = [
+        "| reviews | reviewers | items | total s | "
+        + " | ".join(f"{s} s" for s in STAGES)
+        + " | peak driver JVM MiB | peak Python MiB | peak mongod MiB | top-k s | numpy anchor s | ratio |",
+        "|" + "---:|" * (9 + len(STAGES)),
+    ]
+    for r in results:
+        ratio = r["top_k_s"] / r["numpy_top_k_s"] if r["numpy_top_k_s"] else float("nan")
+        rows.append(
+            f"| {r['reviews']:,} | {r['reviewers']:,} | {r['items']:,} | {r['total_s']} | "
+            + " | ".join(str(r["stages_s"][s]) for s in STAGES)
+            + f" | {r['peak_mib']['driver JVM']:,} | {r['peak_mib']['Python']:,} | {r['peak_mib']['mongod']:,}"
+            + f" | {r['top_k_s']} | {r['numpy_top_k_s']} | {ratio:.1f}x |"
+        )
+    fit = f"Growth exponent of total time against reviews: **{exponent:.2f}** (goal ≤ 1.1)." if exponent else ""
+    section = "\n".join(
+        [
+            BEGIN,
+            f"Measured {datetime.now(UTC):%Y-%m-%d} at commit {commit.stdout.strip()} on {platform.node()} "
+            f"({os.cpu_count()} cores), `amazon-5core` shape, one category, `recsys run` defaults.",
+            "",
+            *rows,
+            "",
+            fit,
+            "",
+            "![scale](benchmarks/results/scale.png)",
+            END,
+        ]
+    )
+    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\n## Scale (`benchmarks/bench_scale.py`)\n\n"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    REPORT.write_text(text)
+
+
+def _plot(results: list[dict[str, Any]], exponent: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    sizes = np.asarray([r["reviews"] for r in results], dtype=np.float64)
+    fig = Figure(figsize=(12, 4.2))
+    ax_time, ax_memory = fig.subplots(1, 2)
+    ax_time.plot(sizes, [r["total_s"] for r in results], "o-", linewidth=2, label="total")
+    for stage in STAGES:
+        ax_time.plot(sizes, [r["stages_s"][stage] for r in results], ".--", label=stage)
+    ax_time.plot(sizes, [r["numpy_top_k_s"] for r in results], "k:", label="numpy top-k anchor")
+    ax_time.set(xscale="log", yscale="log", xlabel="reviews", ylabel="seconds")
+    ax_time.set_title(f"time (total grows as reviews^{exponent:.2f})" if exponent else "time")
+    ax_time.legend(fontsize="small")
+    for process in ("driver JVM", "Python", "mongod"):
+        ax_memory.plot(sizes, [r["peak_mib"][process] for r in results], "o-", label=process)
+    ax_memory.set(xscale="log", xlabel="reviews", ylabel="peak resident MiB", title="peak memory per process")
+    ax_memory.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "scale.png", dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reviews", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: run one size, write JSON here
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.reviews[0], args.one)
+        return
+
+    from recsys_core import services
+
+    settings = get_settings()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = []
+    for reviews in args.reviews:
+        bench = settings.state_dir / "bench" / f"scale-{reviews}"
+        env = {
+            **os.environ,
+            "RECSYS_DATA_DIR": str(bench / "data"),
+            "RECSYS_MONGO_DB": f"bench_scale_{reviews}",
+            "RECSYS_MODEL_STORE_URI": str(bench / "model"),
+        }
+        services.down(settings)  # fresh mongod and Kafka: their peaks are this size's
+        services.up(settings)
+        out = RESULTS / f"scale-{reviews}.json"
+        command = [sys.executable, __file__, "--reviews", str(reviews), "--one", str(out)]
+        subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
+        results.append(json.loads(out.read_text()))
+    exponent = None
+    if len(results) > 1:
+        exponent = float(
+            np.polyfit(np.log([r["reviews"] for r in results]), np.log([r["total_s"] for r in results]), 1)[0]
+        )
+    (RESULTS / "scale.json").write_text(json.dumps({"exponent": exponent, "sizes": results}, indent=2))
+    _plot(results, exponent)
+    _write_report(results, exponent)
+    for r in results:
+        print(
+            f"{r['reviews']:>9,} reviews: total {r['total_s']:7.1f} s; top-k {r['top_k_s']:6.2f} s vs numpy anchor "
+            f"{r['numpy_top_k_s']:6.2f} s = {r['top_k_s'] / r['numpy_top_k_s']:.1f}x"
+        )
+    if exponent is not None:
+        print(f"growth exponent of total time: {exponent:.2f}")
+
+
+if __name__ == "__main__":
+    main()
