@@ -91,7 +91,7 @@ def _pair_up(rng: np.random.Generator, user_deg: Ints, item_deg: Ints) -> tuple[
 def _contains(sorted_keys: Ints, keys: Ints) -> Bools:
     """Membership of `keys` in an ascending array."""
     at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
-    return sorted_keys[at] == keys  # type: ignore[no-any-return]
+    return sorted_keys[at] == keys  # type: ignore[no-any-return]  # numpy types a comparison as Any
 
 
 @dataclass(frozen=True)

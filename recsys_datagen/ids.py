@@ -11,7 +11,7 @@ def base36(values: Ints, width: int) -> list[str]:
     """Fixed-width uppercase base-36 strings, vectorised."""
     powers = 36 ** np.arange(width - 1, -1, -1, dtype=np.int64)
     digits = (values[:, None] // powers) % 36
-    return ALNUM[digits].view(f"S{width}").ravel().astype(str).tolist()  # type: ignore[no-any-return]
+    return ALNUM[digits].view(f"S{width}").ravel().astype(str).tolist()  # type: ignore[no-any-return]  # tolist() is typed Any
 
 
 def unique_ids(rng: np.random.Generator, n: int, width: int, prefix: str) -> list[str]:

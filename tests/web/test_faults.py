@@ -66,14 +66,14 @@ def test_kafka_down_still_serves_and_counts_the_failure(kafka_down_app: Flask, c
     client = kafka_down_app.test_client()
     register(client, "kim@example.org", catalog.reviewer)
     login(client, "kim@example.org")
-    started = time.monotonic()
     page = client.get("/result")
-    assert time.monotonic() - started < 1.0, "the page must not wait for Kafka"
+    publisher = kafka_down_app.extensions["recsys"].publisher()
+    # The page did not wait for Kafka: its message is queued, and its delivery not yet given up on.
+    assert publisher.counts() == {"produced": 1, "delivered": 0, "failed": 0}
     assert page.status_code == 200
     assert page.get_data(as_text=True).count('class="card"') == 5
     assert client.get(f"/api/v1/recommendations/{catalog.reviewer}").get_json()["fallback"] is False
 
-    publisher = kafka_down_app.extensions["recsys"].publisher()
     deadline = time.monotonic() + 10
     while publisher.counts()["failed"] < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
