@@ -85,6 +85,13 @@ def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: d
         raise SystemExit(f"no review or meta files in {settings.effective_data_dir}; run `recsys generate` first")
 
     instance = DagsterInstance.get()
+    # What the UI shows of a CLI run: who launched it and what it ran on.
+    tags = {
+        "recsys/launched_by": "recsys run",
+        "recsys/data_dir": str(settings.effective_data_dir),
+        "recsys/mongo_db": settings.mongo_db,
+        "recsys/model_store": settings.effective_model_store_uri,
+    }
     known = set(instance.get_dynamic_partitions(CATEGORY))
     instance.add_dynamic_partitions(CATEGORY, [c for c in chosen if c not in known])
 
@@ -101,12 +108,12 @@ def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: d
     ingest = defs.resolve_job_def("ingest_job")
     for category in tqdm(chosen, desc="ingest", unit="category"):
         result = ingest.execute_in_process(
-            partition_key=category, instance=instance, run_config=_INFO_LOGS, raise_on_error=True
+            partition_key=category, instance=instance, run_config=_INFO_LOGS, raise_on_error=True, tags=tags
         )
         outcomes.append(outcome("ingest_job", category, result))
     for job in model.JOBS:
         result = defs.resolve_job_def(job.name).execute_in_process(
-            instance=instance, run_config={**_INFO_LOGS, "ops": model_ops}, raise_on_error=False
+            instance=instance, run_config={**_INFO_LOGS, "ops": model_ops}, raise_on_error=False, tags=tags
         )
         outcomes.append(outcome(job.name, None, result))
     return outcomes

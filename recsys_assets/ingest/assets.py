@@ -70,6 +70,7 @@ def _load(
             "quarantine_reasons": MetadataValue.json(counts.reasons),
             "stale_removed": counts.stale_removed,
             "documents_in_partition": in_collection,
+            "dagster/row_count": in_collection,
             "collection": f"{mongo.database}.{target.collection}",
             "files": MetadataValue.json([f.name for f in files]),
             "duration_s": round(time.monotonic() - started, 2),
@@ -148,7 +149,12 @@ ingest_job = define_asset_job(
 )
 
 
-@sensor(job=ingest_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@sensor(
+    job=ingest_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a partition for each new category in the data folder and loads any category whose files changed.",
+)
 def category_files_sensor(context: SensorEvaluationContext, raw_data: RawDataResource) -> SensorResult:
     """Add a partition for each new category in the data folder, and load any category whose files changed."""
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}

@@ -55,10 +55,17 @@ daily_retrain = ScheduleDefinition(
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,
+    description="Retrain and republish every day at 03:00 UTC from what ingestion left in MongoDB. Off until "
+    "turned on: a retrain without new data only costs time.",
 )
 
 
-@asset_sensor(asset_key=RAW_REVIEWS, job=recsys_model_job, minimum_interval_seconds=60)
+@asset_sensor(
+    asset_key=RAW_REVIEWS,
+    job=recsys_model_job,
+    minimum_interval_seconds=60,
+    description="Retrain once after raw_reviews is materialised (a burst of categories gives one run).",
+)
 def retrain_on_raw_reviews(context: SensorEvaluationContext, asset_event: EventLogEntry) -> RunRequest:
     """Retrain after a category of raw reviews is (re-)ingested.
 

@@ -65,10 +65,10 @@ def atomic_publish(database: MongoResource, document: type[MongoDocument], versi
     staging copy is complete, matches the contract, and is not older than what is served.
     """
     with database.db() as db:
-        return _publish(database, db, document, version, documents)
+        return _write_and_swap(database, db, document, version, documents)
 
 
-def _publish(
+def _write_and_swap(
     database: MongoResource,
     db: Database[mongo.Document],
     document: type[MongoDocument],

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, RunsFilter
 from pymongo.database import Database
 
 from recsys_core import mongo
@@ -77,13 +78,18 @@ def test_the_model_job_on_a_cluster_publishes_what_local_publishes(
         assert any(app.get("name") == "recsys" for app in _completed_apps(cluster)), (
             "the job did not run on the cluster"
         )
-        on_cluster = {d["_id"]: Recommendations.from_document(d) for d in db[Recommendations.collection].find()}
+        on_cluster = _published(db)
+        with DagsterInstance.from_config(str(model_settings.state_dir / "dagster")) as instance:
+            runs = instance.get_runs(RunsFilter(tags={"recsys/mongo_db": database}))
+        assert sorted(r.job_name for r in runs) == ["ingest_job", "ingest_job", "recsys_model_job"]
+        for tags in (r.tags for r in runs):  # the UI shows who launched a run and what it ran on
+            assert tags["recsys/launched_by"] == "recsys run"
+            assert tags["recsys/data_dir"] == str(real_data_dir)
+            assert tags["recsys/model_store"] == env["RECSYS_MODEL_STORE_URI"]
     finally:
         db.client.drop_database(database)
         db.client.close()
-    local = {
-        d["_id"]: Recommendations.from_document(d) for d in published.pipeline.db[Recommendations.collection].find()
-    }
+    local = _published(published.pipeline.db)
     assert on_cluster.keys() == local.keys()
     for reviewer, recommendations in local.items():
         assert [i.asin for i in on_cluster[reviewer].items] == [i.asin for i in recommendations.items], reviewer
