@@ -23,6 +23,7 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.master": settings.spark_master,
         "spark.app.name": "recsys",
         "spark.driver.memory": settings.spark_driver_memory,
+        "spark.executor.memory": settings.spark_executor_memory,
         "spark.jars": ",".join(str(jar) for jar in spark_jars(settings)),
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
 
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
+    spark_executor_memory: str = Field(
+        default="1g", description="Memory of each executor on a cluster (local[*] runs in the driver)."
+    )
     spark_shuffle_partitions: int = 8
     spark_cluster_port: int = Field(default=7177, description="Port of the local standalone master (--spark).")
     spark_cluster_webui_port: int = Field(default=8180, description="Status page of the local standalone master.")

@@ -10,6 +10,7 @@ With ``implicit_prefs`` off, the rating head ranks too (by ``b_i + x_u . y_i``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -53,10 +54,28 @@ class AlsParams(Config):
     nonnegative: bool = False
     bias_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user and item bias means.")
     tuning: TuningGrid | None = Field(default=None, description="Tune the rating head on a validation split.")
+    blocks: int | None = Field(
+        default=None, ge=1, description="ALS user and item blocks; unset = chosen by the training size (als_blocks)."
+    )
 
 
-def _als(params: AlsParams, prediction_col: str, **kwargs: Any) -> ALS:
+DEFAULT_ALS_BLOCKS = 10  # Spark's own default
+RATINGS_PER_ALS_BLOCK = 2_000_000
+
+
+def als_blocks(params: AlsParams, train_ratings: int) -> int:
+    """``params.blocks``, else Spark's 10, or one block per 2M training ratings when that is more.
+
+    Each block's ratings and factors are one task's working set, so more data gets more blocks
+    instead of bigger tasks.
+    """
+    return params.blocks or max(DEFAULT_ALS_BLOCKS, math.ceil(train_ratings / RATINGS_PER_ALS_BLOCK))
+
+
+def _als(params: AlsParams, blocks: int, prediction_col: str, **kwargs: Any) -> ALS:
     als = ALS(
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
         userCol=USER_INDEX,
         itemCol=ITEM_INDEX,
         rank=params.rank,
@@ -70,9 +89,9 @@ def _als(params: AlsParams, prediction_col: str, **kwargs: Any) -> ALS:
     return als.setPredictionCol(prediction_col)
 
 
-def build_pipeline(params: AlsParams) -> tuple[Pipeline, ALS]:
+def build_pipeline(params: AlsParams, blocks: int) -> tuple[Pipeline, ALS]:
     """The unfitted pipeline and its rating-head ALS (the stage a tuning grid varies)."""
-    rating_head = _als(params, RESIDUAL_PREDICTION, ratingCol=RESIDUAL)
+    rating_head = _als(params, blocks, RESIDUAL_PREDICTION, ratingCol=RESIDUAL)
     stages: list[Any] = [
         # "skip": held-out rows of reviewers or items the model never saw are dropped, as coldStartStrategy does.
         StringIndexer(inputCol="reviewerID", outputCol=USER_INDEX, handleInvalid="skip"),
@@ -80,7 +99,7 @@ def build_pipeline(params: AlsParams) -> tuple[Pipeline, ALS]:
         rating_head,
     ]
     if params.implicit_prefs:
-        stages.append(_als(params, PREFERENCE, ratingCol="overall", implicitPrefs=True, alpha=params.alpha))
+        stages.append(_als(params, blocks, PREFERENCE, ratingCol="overall", implicitPrefs=True, alpha=params.alpha))
     return Pipeline(stages=stages), rating_head
 
 
@@ -142,11 +161,13 @@ def _labelled(factors: DataFrame, labels: list[str], id_column: str) -> DataFram
     return named.select(id_column, F.col("features").alias("vector"))
 
 
-def fit_model(train: DataFrame, params: AlsParams, version: str) -> tuple[TrainedModel, list[dict[str, float]]]:
+def fit_model(
+    train: DataFrame, params: AlsParams, version: str, blocks: int
+) -> tuple[TrainedModel, list[dict[str, float]]]:
     """Fit biases then the pipeline on ``train``; with a grid, pick the rating head by validation RMSE."""
     biases = fit_biases(train, params.bias_damping)
     data = with_baseline(train, biases).withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE)).cache()
-    pipeline, rating_head = build_pipeline(params)
+    pipeline, rating_head = build_pipeline(params, blocks)
     grid = params.tuning
     if grid is None:
         fitted = pipeline.fit(data)

@@ -12,7 +12,7 @@ from recsys_assets.model.features import TRAIN
 from recsys_assets.model.handles import ModelHandle, RatingsHandle
 from recsys_assets.model.publishing import served_versions
 from recsys_assets.model.store import ModelStore
-from recsys_assets.model.training import MODEL_JSON, AlsParams, fit_model, save_model
+from recsys_assets.model.training import MODEL_JSON, AlsParams, als_blocks, fit_model, save_model
 from recsys_assets.resources import MongoResource
 
 
@@ -43,8 +43,10 @@ def als_model(
     spark = pyspark.spark_session
     version = model_store.run_version
     uri = model_store.uri(version, "model")
-    ratings = read_ratings(spark, training_ratings)
-    model, trials = fit_model(ratings.where(F.col("split") == TRAIN), config, version)
+    train = read_ratings(spark, training_ratings).where(F.col("split") == TRAIN).cache()
+    blocks = als_blocks(config, train.count())
+    model, trials = fit_model(train, config, version, blocks)
+    train.unpersist()
     save_model(model, model_store, spark, uri, training_ratings.uri)
     pruned = model_store.prune(spark, _in_use(model_store, spark, mongo, version, training_ratings.version))
     context.log.info(f"model {version} saved to {uri}; pruned {pruned or 'nothing'}")
@@ -61,6 +63,7 @@ def als_model(
         "items": len(model.item_indexer.labels),
         "global_mean": model.biases.global_mean,
         "ranking_reg_param": model.ranking_reg_param,
+        "als_blocks": blocks,
         "pruned_versions": MetadataValue.json(pruned),
         "duration_s": timer.seconds,
     }
