@@ -192,7 +192,7 @@ def evaluate(
         metrics[name] |= ranking_metrics(top, relevant, reviewers, CUTOFFS)
         metrics[name][f"coverage@{k_max}"] = coverage(top, catalogue_size, k_max)
         top.unpersist()
-    ranking_users = reviewers.count()
+    ranking_users = min(eligible_count, max_ranking_users)  # what the limit kept: no second count
     relevant.unpersist()
     reviewers.unpersist()
     return Evaluation(metrics, rating_rows, test.count() - rating_rows, ranking_users, eligible_count, catalogue_size)

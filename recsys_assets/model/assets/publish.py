@@ -34,13 +34,17 @@ class PopularConfig(Config):
     min_ratings: int = Field(default=5, ge=1, description="Fewer ratings than this never make the list.")
 
 
-def _publishable(evaluation: EvaluationHandle, store: ModelStore, spark: SparkSession) -> TrainedModel:
-    """The evaluated model, only if the gate let it through."""
+def _refuse_unless_publishable(evaluation: EvaluationHandle) -> None:
     if not evaluation.publishable:
         raise RuntimeError(
             f"model {evaluation.model.version} failed the gate ({'; '.join(evaluation.gate_reasons)}); "
             "refusing to publish it"
         )
+
+
+def _publishable(evaluation: EvaluationHandle, store: ModelStore, spark: SparkSession) -> TrainedModel:
+    """The evaluated model, only if the gate let it through."""
+    _refuse_unless_publishable(evaluation)
     return load_model(store, spark, evaluation.model.uri)
 
 
@@ -96,26 +100,26 @@ def top5_recommendations(
 
 @asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
 def popular_products(
-    config: PopularConfig,
-    pyspark: PySparkResource,
-    model_store: ModelStore,
-    mongo: MongoResource,
-    model_evaluation: EvaluationHandle,
+    config: PopularConfig, pyspark: PySparkResource, mongo: MongoResource, model_evaluation: EvaluationHandle
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    """The best products by damped average rating, overall and per category: the cold-start fallback."""
+    """The best products by damped average rating, overall and per category: the cold-start fallback.
+
+    It needs the ratings and the model's version, not the model, which is therefore not loaded.
+    """
     timer = Timer()
     spark = pyspark.spark_session
-    model = _publishable(model_evaluation, model_store, spark)
+    _refuse_unless_publishable(model_evaluation)
+    version = model_evaluation.model.version
     documents = popular_documents(
         read_ratings(spark, model_evaluation.model.ratings),
         read_products(spark, mongo),
         config.top_n,
         config.damping,
         config.min_ratings,
-        model.version,
+        version,
         datetime.now(UTC),
     ).cache()
-    result = _publish(mongo, PopularItem, model.version, documents, timer)
+    result = _publish(mongo, PopularItem, version, documents, timer)
     documents.unpersist()
     return result
 
