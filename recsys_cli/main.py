@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from recsys_core import services
@@ -18,7 +21,7 @@ DEMO_REVIEWS = 30_000
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "up":
-        statuses = services.up(settings, spark=args.spark)
+        statuses = services.up(settings, spark=args.spark, updater=not args.no_updater)
     elif args.action == "down":
         stopped = services.down(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -66,8 +69,8 @@ def _is_summary_value(key: str, value: object) -> bool:
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """The main job end to end on embedded defaults: services, generated data, the whole graph."""
-    print("1/4 starting MongoDB and Kafka")
-    for status in services.up(settings):
+    print("1/4 starting MongoDB, Kafka and the online updater")
+    for status in services.up(settings, updater=True):
         print("    " + status.line())
     data_dir = settings.effective_data_dir
     if settings.data_dir is None and not any(data_dir.glob("*.json*")):
@@ -88,9 +91,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from recsys_web.server import serve
 
-    services.up(settings)
+    services.up(settings, updater=True)
     print(f"recsys web app on http://{args.host}:{args.port}  (Ctrl-C stops it)")
     serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def _updater(args: argparse.Namespace, settings: Settings) -> int:
+    """The online updater in the foreground, until SIGTERM or Ctrl-C (``services up`` runs it detached)."""
+    from recsys_online.updater import Updater
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    Updater(settings, ready_file=Path(args.ready_file) if args.ready_file else None).run(stop)
     return 0
 
 
@@ -116,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     svc = sub.add_parser("services", help="start, stop or report the local MongoDB and Kafka")
     svc.add_argument("action", choices=["up", "down", "status"])
     svc.add_argument("--spark", action="store_true", help="also a local Spark standalone cluster (master + workers)")
+    svc.add_argument("--no-updater", action="store_true", help="up: leave the online updater stopped")
     svc.set_defaults(func=_services)
 
     gen = sub.add_parser("generate", help="write synthetic review and meta files in the Amazon 2018 format")
@@ -143,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the web app under gunicorn (gthread workers)")
     _add_server_arguments(serve)
     serve.set_defaults(func=_serve)
+
+    upd = sub.add_parser("updater", help="the online updater in the foreground (services up runs it detached)")
+    upd.add_argument("--ready-file", help="written once the updater has joined its consumer group")
+    upd.set_defaults(func=_updater)
 
     ui = sub.add_parser("ui", help="the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")

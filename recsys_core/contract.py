@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -29,6 +30,12 @@ ALL_CATEGORIES = "__all__"
 
 BECAUSE_PREFIX = "because you rated "
 """The start of an item's reason; the rest is the title (or asin) of the reviewer's closest rated item."""
+
+LIKED_RATING = 4.0
+"""A rating at least this high says the reviewer liked the item: only such items explain a recommendation."""
+
+WEB_REVIEWER_PREFIX = "web-"
+"""The reviewerIDs the web app creates at registration start with this; no Amazon reviewerID does."""
 
 HTTP_URL = r"^https?://"
 """Only http(s) URLs are images; ``javascript:`` and ``data:`` never reach an ``<img src>``."""
@@ -47,6 +54,11 @@ class ContractError(ValueError):
 
 def because_text(rated_title: str) -> str:
     return BECAUSE_PREFIX + rated_title
+
+
+def stored_time(when: datetime) -> datetime:
+    """``when`` as MongoDB keeps it (milliseconds), so a time written and read back compares equal."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
 def _http_url(value: str | None) -> str | None:
@@ -183,10 +195,28 @@ class Product(MongoDocument):
 
     asin: NonEmpty
     title: str | None
+    brand: str | None = None
     image: ImageUrl
     price: float | None
     main_cat: str | None
     source_category: NonEmpty
+
+    @property
+    def name(self) -> str:
+        """What a page calls the product: its title, else its brand, else its category, else its asin."""
+        return self.title or self.brand or self.main_cat or self.asin
+
+
+class SimilarProducts(MongoDocument):
+    """A product's nearest products in the model's factor space, in ``similar_products``, closest first."""
+
+    collection: ClassVar[str] = mongo.SIMILAR_PRODUCTS
+    key_fields: ClassVar[tuple[str, ...]] = ("asin",)
+
+    asin: NonEmpty
+    items: list[RecommendedItem] = Field(max_length=TOP_K)  # score is the cosine similarity; no reason
+    model_version: NonEmpty
+    updated_at: AwareDatetime
 
 
 class RecommendationEvent(KafkaEvent):
@@ -236,6 +266,31 @@ class Interaction(MongoDocument, KafkaEvent):
         if (self.kind == "rate") != (self.rating is not None):
             raise ValueError("rating is required for kind 'rate' and absent otherwise")
         return self
+
+
+class DeadLetter(_Contract):
+    """A message the online updater could not use, on the dead-letter topic, with why and where it came from.
+
+    Keyed like the original message, so a reviewer's dead letters stay in order too.
+    """
+
+    reason: NonEmpty
+    topic: NonEmpty
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: str | None
+    value: str  # the original bytes, decoded as UTF-8 with replacement
+    ts: AwareDatetime
+
+    def message_key(self) -> bytes | None:
+        return None if self.key is None else self.key.encode()
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Self:
+        return cls._validated(raw)
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -13,14 +13,15 @@ ratings, so new ratings change recommendations at once, before the next retrain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from recsys_core.contract import ItemFactor
+from recsys_core.contract import LIKED_RATING, ItemFactor
 
 Vector = NDArray[np.float64]
 
@@ -64,25 +65,52 @@ class ItemFactors:
     def rank(self) -> int:
         return int(self.vectors.shape[1])
 
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {asin: i for i, asin in enumerate(self.asins)}
+
+    @cached_property
+    def gram(self) -> NDArray[np.float64]:
+        """``Y'Y``, the part of every implicit fold-in that does not depend on the reviewer."""
+        gram: NDArray[np.float64] = self.vectors.T @ self.vectors
+        return gram
+
     def positions(self, asins: Iterable[str]) -> dict[str, int]:
-        index = {asin: i for i, asin in enumerate(self.asins)}
-        return {asin: index[asin] for asin in asins if asin in index}
+        return {asin: self._index[asin] for asin in asins if asin in self._index}
+
+    def learns_from(self, signals: Signals) -> bool:
+        """Whether any of the signals is of an item this model knows (else a fold-in gives nothing)."""
+        return bool(self.positions(_used_signals(self, signals.ratings, signals.implicit)))
 
 
-def fold_in(factors: ItemFactors, ratings: Mapping[str, float]) -> Vector:
-    """The reviewer's vector from their ``{asin: rating}``; unknown items are ignored."""
-    known = factors.positions(ratings)
+@dataclass(frozen=True)
+class Signals:
+    """What is known of one reviewer: ratings, and implicit signals (clicks, views) as weights on the rating scale."""
+
+    ratings: Mapping[str, float]
+    implicit: Mapping[str, float] = field(default_factory=dict)
+    exclude: frozenset[str] = frozenset()  # never recommended, besides the rated items
+
+
+def fold_in(factors: ItemFactors, ratings: Mapping[str, float], implicit: Mapping[str, float] | None = None) -> Vector:
+    """The reviewer's vector from their ``{asin: rating}``; unknown items are ignored.
+
+    ``implicit`` holds signals that are not ratings (clicks, views), as weights on the rating
+    scale. The implicit head learns from them as from ratings (a rating of the same item
+    wins); the explicit head predicts ratings, so it ignores them.
+    """
+    signals = _used_signals(factors, ratings, implicit)
+    known = factors.positions(signals)
     if not known:
         return np.zeros(factors.rank)
     rows = np.fromiter(known.values(), dtype=np.int64)
-    r = np.asarray([ratings[asin] for asin in known], dtype=np.float64)
+    r = np.asarray([signals[asin] for asin in known], dtype=np.float64)
     y = factors.vectors[rows]
     identity = np.eye(factors.rank)
     if factors.implicit_prefs:
         confidence = factors.alpha * np.abs(r)
         positive = r > 0
-        gram = factors.vectors.T @ factors.vectors
-        a = gram + (y.T * confidence) @ y + factors.reg_param * positive.sum() * identity
+        a = factors.gram + (y.T * confidence) @ y + factors.reg_param * positive.sum() * identity
         b = y[positive].T @ (1.0 + confidence[positive])
     else:
         offsets = r - factors.global_mean - factors.item_bias[rows]
@@ -93,6 +121,12 @@ def fold_in(factors: ItemFactors, ratings: Mapping[str, float]) -> Vector:
     return solution
 
 
+def _used_signals(
+    factors: ItemFactors, ratings: Mapping[str, float], implicit: Mapping[str, float] | None
+) -> dict[str, float]:
+    return {**(implicit or {}), **ratings} if factors.implicit_prefs else dict(ratings)
+
+
 def scores(factors: ItemFactors, user: Vector) -> Vector:
     """A ranking score per item (the item bias is part of it for the explicit head)."""
     raw: Vector = factors.vectors @ user
@@ -100,16 +134,66 @@ def scores(factors: ItemFactors, user: Vector) -> Vector:
 
 
 def recommend(
-    factors: ItemFactors, ratings: Mapping[str, float], n: int, exclude: Iterable[str] = ()
+    factors: ItemFactors,
+    ratings: Mapping[str, float],
+    n: int,
+    exclude: Iterable[str] = (),
+    implicit: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
-    """The ``n`` best items for a reviewer with these ratings, best first (ties by asin).
+    """The ``n`` best items for a reviewer with these ratings (and implicit signals), best first, ties by asin.
 
-    Rated items and ``exclude`` (e.g. items bought but not rated) are never recommended.
+    Rated items and ``exclude`` (e.g. items bought but not rated) are never recommended; an
+    item only clicked or viewed may be.
     """
-    row = scores(factors, fold_in(factors, ratings))[np.newaxis, :].copy()
-    row[0, list(factors.positions([*ratings, *exclude]).values())] = -np.inf
-    indices, values = best_k(row, n)
-    return [(factors.asins[i], float(v)) for i, v in zip(indices[0], values[0], strict=True) if v > -np.inf]
+    return recommend_many(factors, [Signals(ratings, implicit or {}, frozenset(exclude))], n)[0]
+
+
+def recommend_many(factors: ItemFactors, reviewers: Sequence[Signals], n: int) -> list[list[tuple[str, float]]]:
+    """``recommend`` for many reviewers at once: one matrix product and one ``best_k`` for them all."""
+    if not reviewers:
+        return []
+    users = np.stack([fold_in(factors, r.ratings, r.implicit) for r in reviewers])
+    table = users @ factors.vectors.T
+    if not factors.implicit_prefs:
+        table += factors.item_bias
+    for row, reviewer in enumerate(reviewers):
+        table[row, list(factors.positions([*reviewer.ratings, *reviewer.exclude]).values())] = -np.inf
+    indices, values = best_k(table, n)
+    return [
+        [(factors.asins[i], float(v)) for i, v in zip(indices[row], values[row], strict=True) if v > -np.inf]
+        for row in range(len(reviewers))
+    ]
+
+
+def reasons(factors: ItemFactors, ratings: Mapping[str, float], recommended: Iterable[str]) -> dict[str, str | None]:
+    """For each recommended asin, the liked item that explains it best, or None when nothing liked is known.
+
+    A liked item is one the reviewer rated at least ``LIKED_RATING``. Its weight in the
+    explanation is its rating times its cosine similarity to the recommended item in factor
+    space: the item the reviewer liked most, among those most like the recommendation.
+    Ties go to the smaller asin.
+    """
+    liked = sorted(factors.positions(asin for asin, rating in ratings.items() if rating >= LIKED_RATING).items())
+    targets = factors.positions(recommended)
+    if not liked:
+        return dict.fromkeys(recommended)
+    liked_rows = np.asarray([row for _, row in liked], dtype=np.int64)
+    weights = np.asarray([ratings[asin] for asin, _ in liked], dtype=np.float64)
+    unit = _unit_rows(factors.vectors[liked_rows])
+    found: dict[str, str | None] = {}
+    for asin in recommended:
+        if asin not in targets:
+            found[asin] = None
+            continue
+        contribution = weights * (unit @ _unit_rows(factors.vectors[[targets[asin]]])[0])
+        found[asin] = liked[int(np.argmax(contribution))][0]  # argmax takes the first, i.e. smallest asin, of ties
+    return found
+
+
+def _unit_rows(vectors: NDArray[np.float64]) -> NDArray[np.float64]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: NDArray[np.float64] = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return unit
 
 
 def best_k(scores: NDArray[np.float64], k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     topic_recommendations: str = "recommendations"
     topic_interactions: str = "interactions"
     topic_impressions: str = "impressions"
+    topic_dead_letters: str = Field(
+        default="interactions_dead_letters", description="Interactions the online updater could not use, with why."
+    )
     topic_partitions: int = 3
 
     spark_master: str = "local[*]"
@@ -60,6 +63,21 @@ class Settings(BaseSettings):
         description="Base folder or URI (file://, hdfs://, s3a://) of the model store; unset = <state_dir>/model.",
     )
     model_keep_versions: int = Field(default=5, description="Model store run folders kept when pruning.")
+
+    updater_group_id: str = Field(
+        default="recsys-updater", description="Kafka consumer group of the online updaters (they share partitions)."
+    )
+    updater_click_weight: float = Field(
+        default=1.0, ge=0.0, description="Implicit signal of a click, on the rating scale (a 1-star rating is 1)."
+    )
+    updater_view_weight: float = Field(default=0.5, ge=0.0, description="Implicit signal of a product view.")
+    updater_batch_max: int = Field(default=500, ge=1, description="Events the updater handles per MongoDB round.")
+    updater_model_check_s: float = Field(
+        default=2.0, gt=0.0, description="How often the updater looks for a newly published model."
+    )
+    retrain_after_interactions: int = Field(
+        default=1000, ge=1, description="New stored interactions that make the retrain sensor request a model run."
+    )
 
     data_dir: Path | None = Field(
         default=None, description="Folder of review and meta files; unset = <state_dir>/data/generated."
@@ -93,9 +111,14 @@ class Settings(BaseSettings):
     def effective_model_store_uri(self) -> str:
         return self.model_store_uri if self.model_store_uri is not None else str(self.state_dir / "model")
 
+    def environment(self) -> dict[str, str]:
+        """These settings as ``RECSYS_*`` variables, for a child process that must see exactly the same."""
+        values = self.model_dump(exclude_none=True)
+        return {f"RECSYS_{name.upper()}": str(value) for name, value in values.items()}
+
     @property
     def topics(self) -> list[str]:
-        return [self.topic_recommendations, self.topic_interactions, self.topic_impressions]
+        return [self.topic_recommendations, self.topic_interactions, self.topic_impressions, self.topic_dead_letters]
 
 
 @lru_cache(maxsize=1)

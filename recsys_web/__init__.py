@@ -1,8 +1,9 @@
-"""The Flask web app: sign-in, a user's top 5, the popular fallback, a live stream, a JSON API.
+"""The Flask web app: sign-in, a user's top 5, the popular fallback, product pages, a live stream, a JSON API.
 
-It reads only what the model pipeline published in MongoDB (recommendations, popular,
-products), keeps its accounts in ``users``, and talks Kafka on the ``recommendations`` topic.
-It imports no Dagster.
+It reads only what the pipeline and the online updater published in MongoDB
+(recommendations, popular, products, similar_products), keeps its accounts in ``users``,
+produces impressions and shoppers' interactions to Kafka, and streams the
+``recommendations`` topic. It imports no Dagster.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from flask import Flask, Response
 
 from recsys_core.settings import get_settings
-from recsys_web import api, auth, csrf, errors, inputs, pages, stream
+from recsys_web import api, auth, csrf, errors, inputs, pages, products, stream
 from recsys_web.config import default_config, instance_secret_key
 from recsys_web.resources import Resources
 
@@ -44,7 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.after_request(_security_headers)
     app.add_template_filter(_when, "when")
-    for blueprint in (auth.bp, pages.bp, api.bp, stream.bp):
+    for blueprint in (auth.bp, pages.bp, products.bp, api.bp, stream.bp):
         app.register_blueprint(blueprint)
     return app
 

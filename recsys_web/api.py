@@ -67,11 +67,10 @@ def healthz() -> ResponseReturnValue:
         mongo_up = True
     except PyMongoError:
         mongo_up = False
-    publisher = res.publisher()
     body: dict[str, Any] = {
         "mongo": "up" if mongo_up else "down",
-        "kafka": "up" if publisher.reachable(timeout_s) else "down",
-        "kafka_messages": publisher.counts(),
+        "kafka": "up" if res.publisher().reachable(timeout_s) else "down",
+        "kafka_messages": {"impressions": res.publisher().counts(), "interactions": res.interactions().counts()},
         "streams": {"open": res.streams.current, "opened_total": res.streams.total},
     }
     healthy = body["mongo"] == body["kafka"] == "up"

@@ -1,4 +1,5 @@
-"""Accounts: register, log in, log out, and link the account to a reviewerID.
+"""Accounts: register (which gives the account its own reviewerID), log in, log out, and link the account
+to another reviewerID.
 
 Passwords are checked on the server against a slow hash (werkzeug's scrypt). The session
 cookie holds only the user's id (signed, HttpOnly, SameSite=Lax); the user document is read
@@ -8,6 +9,7 @@ from MongoDB on each request that needs it, so a changed reviewerID shows at onc
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -21,6 +23,7 @@ from werkzeug.exceptions import Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from recsys_core import mongo
+from recsys_core.contract import WEB_REVIEWER_PREFIX
 from recsys_web import inputs, throttle
 from recsys_web.db import get_db
 from recsys_web.errors import wants_json
@@ -84,15 +87,20 @@ def register() -> ResponseReturnValue:
         "email": email,
         "password_hash": generate_password_hash(password),
         "created_at": datetime.now(UTC),
+        # Its own reviewer identity from the first minute, so it can rate before any retrain.
+        "reviewerID": reviewer if reviewer is not None else new_reviewer_id(),
     }
-    if reviewer is not None:
-        user["reviewerID"] = reviewer
     try:
         get_db()[mongo.USERS].insert_one(user)
     except DuplicateKeyError as exc:
         return _form_error("auth/register.html", _duplicate_message(exc), 409)
     flash("Account created. Log in to see your recommendations.")
     return redirect(url_for("auth.login"))
+
+
+def new_reviewer_id() -> str:
+    """A reviewerID of the site's own, which no Amazon reviewerID can equal."""
+    return WEB_REVIEWER_PREFIX + uuid.uuid4().hex[:16]
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -26,6 +26,7 @@ def default_config(settings: Settings) -> dict[str, Any]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.effective_kafka_bootstrap,
         "TOPIC_RECOMMENDATIONS": settings.topic_recommendations,
         "TOPIC_IMPRESSIONS": settings.topic_impressions,
+        "TOPIC_INTERACTIONS": settings.topic_interactions,
         # How long librdkafka retries a message before its delivery callback reports failure.
         "KAFKA_MESSAGE_TIMEOUT_MS": 10_000,
         # Bound on metadata calls (health check, stream start-up).

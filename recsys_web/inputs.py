@@ -17,6 +17,8 @@ from werkzeug.exceptions import BadRequest
 from recsys_core.contract import ALL_CATEGORIES
 
 REVIEWER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ASIN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+STARS = ("1", "2", "3", "4", "5")
 # The WHATWG (HTML5 <input type=email>) pattern; 254 is the longest address SMTP delivers.
 EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
@@ -65,6 +67,19 @@ def reviewer_id(value: str | None) -> str:
     if value is None or not REVIEWER_ID.fullmatch(value):
         raise InvalidInput("a reviewerID is 1 to 64 letters, digits, '_' or '-'")
     return value
+
+
+def asin(value: str | None) -> str:
+    if value is None or not ASIN.fullmatch(value):
+        raise InvalidInput("an asin is 1 to 64 letters, digits, '_' or '-'")
+    return value
+
+
+def stars(value: str | None) -> float:
+    """A rating as the forms send it: one of the digits 1 to 5."""
+    if value not in STARS:
+        raise InvalidInput("a rating is a whole number of stars from 1 to 5")
+    return float(value)
 
 
 def email(value: str | None) -> str:

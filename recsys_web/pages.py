@@ -1,14 +1,14 @@
-"""The browser pages: the user's top 5 (/result) and the popular fallback (/popular)."""
+"""The browser pages: the user's top 5 (/result) and the popular lists (/popular)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from recsys_core.contract import ALL_CATEGORIES
+from recsys_core.contract import ALL_CATEGORIES, Recommendations
 from recsys_web.auth import logged_in_user, login_required
 from recsys_web.db import get_db
-from recsys_web.recommendations import impression, load_popular, load_recommendations
+from recsys_web.recommendations import PopularList, impression, load_popular, load_recommendations
 from recsys_web.resources import resources
 
 bp = Blueprint("pages", __name__)
@@ -22,16 +22,16 @@ def index() -> ResponseReturnValue:
 @bp.route("/result")
 @login_required
 def result() -> ResponseReturnValue:
+    """The reviewer's own list, or, until they have one, the popular list; either is replaced live."""
     reviewer = logged_in_user().get("reviewerID")
     if not isinstance(reviewer, str):
         flash("Link your account to a reviewerID to see your recommendations.")
         return redirect(url_for("auth.account"))
-    top = load_recommendations(get_db(), reviewer)
-    if top is None:
-        flash(f"There are no recommendations for {reviewer} yet, so here is what is popular.")
-        return redirect(url_for("pages.popular"))
-    resources().publisher().publish(impression(reviewer, top, "page"))
-    return render_template("pages/result.html", top=top)
+    db = get_db()
+    top: Recommendations | PopularList | None = load_recommendations(db, reviewer) or load_popular(db, ALL_CATEGORIES)
+    if top is not None:
+        resources().publisher().publish(impression(reviewer, top, "page"))
+    return render_template("pages/result.html", reviewer=reviewer, top=top)
 
 
 @bp.route("/popular")

@@ -1,16 +1,22 @@
-"""Producing every list a page or the API shows to the ``impressions`` topic, without ever failing a page.
+"""Producing the web app's events: impressions and clicks without ever failing a page, ratings confirmed.
 
 ``produce()`` only queues the message; librdkafka delivers it in the background and reports
 the outcome to a delivery callback, which runs in whichever thread calls ``poll()``. A small
-daemon thread polls, so outcomes are counted even when no request is running. A broker that
-is down therefore costs the page nothing: the failure arrives later, in the callback, and is
-logged and counted (``/healthz`` shows the counts).
+daemon thread polls, so outcomes are counted even when no request is running.
+
+- ``publish`` is fire-and-forget, for what a page shows or a beacon reports (impressions,
+  clicks, views): a broker that is down costs the page nothing; the failure arrives later,
+  in the callback, and is logged and counted (``/healthz`` shows the counts).
+- ``deliver`` waits for the broker's acknowledgement, for what the shopper did on purpose (a
+  rating): the page then says it was recorded, or that it was not and to try again, and
+  never claims a rating that is lost.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -33,15 +39,29 @@ class Publisher:
 
     def publish(self, event: KafkaEvent) -> None:
         """Queue ``event`` for delivery; never raises, a failure is logged and counted."""
+        self._produce(event, self._on_delivery)
+
+    def deliver(self, event: KafkaEvent, timeout_s: float) -> bool:
+        """Produce ``event`` and wait up to ``timeout_s`` for the broker to confirm it; whether it did."""
+        confirmed = threading.Event()
+        outcome: list[KafkaError | None] = []
+
+        def on_delivery(err: KafkaError | None, msg: Message[Any, Any]) -> None:
+            self._on_delivery(err, msg)
+            outcome.append(err)
+            confirmed.set()
+
+        return self._produce(event, on_delivery) and confirmed.wait(timeout_s) and outcome[0] is None
+
+    def _produce(self, event: KafkaEvent, on_delivery: Callable[[KafkaError | None, Message[Any, Any]], None]) -> bool:
         try:
-            self._producer.produce(
-                self.topic, key=event.message_key(), value=event.encode(), on_delivery=self._on_delivery
-            )
+            self._producer.produce(self.topic, key=event.message_key(), value=event.encode(), on_delivery=on_delivery)
         except (BufferError, KafkaException) as exc:
             log.warning("could not queue an event of %s for %s: %s", self.topic, event.reviewerID, exc)
             self._count("failed")
-        else:
-            self._count("produced")
+            return False
+        self._count("produced")
+        return True
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -16,7 +16,18 @@ from typing import Any
 from pymongo.database import Database
 
 from recsys_core import mongo
-from recsys_core.contract import TOP_K, ImpressionEvent, PopularItem, Recommendations, Surface
+from recsys_core.contract import (
+    TOP_K,
+    ImpressionEvent,
+    ImpressionSource,
+    Interaction,
+    InteractionKind,
+    PopularItem,
+    Product,
+    Recommendations,
+    SimilarProducts,
+    Surface,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,10 @@ class PopularList:
     @property
     def updated_at(self) -> datetime:
         return self.items[0].updated_at
+
+    @property
+    def source(self) -> ImpressionSource:
+        return "popular"
 
     def to_json(self) -> dict[str, Any]:
         per_list = {"category", "model_version", "updated_at"}
@@ -60,6 +75,24 @@ def load_popular(db: Database[mongo.Document], category: str) -> PopularList | N
     return PopularList(category, items) if items else None
 
 
+def load_product(db: Database[mongo.Document], asin: str) -> Product | None:
+    doc = db[Product.collection].find_one({"_id": asin})
+    return None if doc is None else Product.from_document(doc)
+
+
+def load_similar(db: Database[mongo.Document], asin: str) -> SimilarProducts | None:
+    """The product's nearest products in the served model, or None when the model does not know it."""
+    doc = db[SimilarProducts.collection].find_one({"_id": asin})
+    return None if doc is None else SimilarProducts.from_document(doc)
+
+
+def interaction(reviewer_id: str, asin: str, kind: InteractionKind, rating: float | None = None) -> Interaction:
+    """A shopper's rating, click or view, as the ``interactions`` topic and the updater take it."""
+    return Interaction(
+        event_id=uuid.uuid4().hex, reviewerID=reviewer_id, asin=asin, kind=kind, rating=rating, ts=datetime.now(UTC)
+    )
+
+
 def impression(reviewer_id: str, shown: Recommendations | PopularList, surface: Surface) -> ImpressionEvent:
     """What the ``impressions`` topic records of one list shown to one reviewer."""
     return ImpressionEvent(
@@ -67,7 +100,7 @@ def impression(reviewer_id: str, shown: Recommendations | PopularList, surface: 
         reviewerID=reviewer_id,
         asins=[item.asin for item in shown.items],
         model_version=shown.model_version,
-        source=shown.source if isinstance(shown, Recommendations) else "popular",
+        source=shown.source,
         surface=surface,
         served_at=datetime.now(UTC),
     )

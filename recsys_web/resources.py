@@ -1,5 +1,5 @@
-"""The long-lived connections of one app: the MongoDB client, the impressions publisher, and the
-gauge of open streams.
+"""The long-lived connections of one app: the MongoDB client, the impressions and interactions
+publishers, and the gauge of open streams.
 
 They are created lazily, on first use in a request, never in ``create_app``: under gunicorn
 the app is built in the master and the workers are forked from it, and neither a MongoClient
@@ -49,7 +49,7 @@ class Resources:
         self._lock = threading.Lock()
         self._client: MongoClient[mongo.Document] | None = None
         self._schema_ready = False
-        self._publisher: Publisher | None = None
+        self._publishers: dict[str, Publisher] = {}
         self.streams = Gauge()
 
     def database(self) -> Database[mongo.Document]:
@@ -68,20 +68,28 @@ class Resources:
         return db
 
     def publisher(self) -> Publisher:
+        """The producer of the ``impressions`` topic."""
+        return self._publisher_of(self._config["TOPIC_IMPRESSIONS"])
+
+    def interactions(self) -> Publisher:
+        """The producer of the ``interactions`` topic (ratings, clicks, views)."""
+        return self._publisher_of(self._config["TOPIC_INTERACTIONS"])
+
+    def _publisher_of(self, topic: str) -> Publisher:
         with self._lock:
-            if self._publisher is None:
-                self._publisher = Publisher(
+            if topic not in self._publishers:
+                self._publishers[topic] = Publisher(
                     self._config["KAFKA_BOOTSTRAP_SERVERS"],
-                    self._config["TOPIC_IMPRESSIONS"],
+                    topic,
                     message_timeout_ms=self._config["KAFKA_MESSAGE_TIMEOUT_MS"],
                 )
-            return self._publisher
+            return self._publishers[topic]
 
     def close(self) -> None:
         with self._lock:
-            if self._publisher is not None:
-                self._publisher.close()
-                self._publisher = None
+            for publisher in self._publishers.values():
+                publisher.close()
+            self._publishers.clear()
             if self._client is not None:
                 self._client.close()
                 self._client = None

@@ -23,16 +23,19 @@
   const card = (item) => {
     const li = el("li", "card");
     li.dataset.asin = item.asin;
-    if (item.image) {
+    const link = el("a", "product-link");
+    link.href = live.dataset.productUrl.replace("ASIN", encodeURIComponent(item.asin));
+    if (item.image && /^https?:\/\//i.test(item.image)) {
       const img = el("img");
       img.src = item.image;
       img.alt = "";
       img.referrerPolicy = "no-referrer";
-      li.append(img);
+      link.append(img);
     } else {
-      li.append(el("div", "noimg"));
+      link.append(el("div", "noimg"));
     }
-    li.append(el("h3", "title", item.title || item.asin));
+    link.append(el("h3", "title", item.title || item.asin));
+    li.append(link);
     const meta = el("p", "meta");
     const price = item.price === null ? "price unknown" : "$" + item.price.toFixed(2);
     meta.append(el("span", "price", price), " · score ", el("span", "score", item.score.toFixed(2)));
@@ -47,6 +50,8 @@
     field("model_version").textContent = event.model_version;
     field("updated_at").textContent = new Date(event.ts).toISOString().slice(0, 16).replace("T", " ") + " UTC";
     field("source").textContent = event.source;
+    const hint = document.getElementById("popular-hint");
+    if (hint) hint.remove();
     const when = new Date(event.served_at || event.ts).toLocaleTimeString();
     log.prepend(el("li", null, `${when}: new ${event.source} list, model ${event.model_version}`));
   };

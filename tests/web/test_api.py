@@ -74,4 +74,5 @@ def test_healthz_reports_both_services_and_counters(client, catalog: Catalog) ->
     assert body["mongo"] == "up"
     assert body["kafka"] == "up"
     assert body["streams"] == {"open": 0, "opened_total": 0}
-    assert set(body["kafka_messages"]) == {"produced", "delivered", "failed"}
+    assert set(body["kafka_messages"]["impressions"]) == {"produced", "delivered", "failed"}
+    assert set(body["kafka_messages"]["interactions"]) == {"produced", "delivered", "failed"}

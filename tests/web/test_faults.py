@@ -83,7 +83,7 @@ def test_kafka_down_still_serves_and_counts_the_failure(kafka_down_app: Flask, c
     body = health.get_json()
     assert body["kafka"] == "down"
     assert body["mongo"] == "up"
-    assert body["kafka_messages"]["failed"] == 2
+    assert body["kafka_messages"]["impressions"]["failed"] == 2
 
     stream = open_stream(client)
     block = stream.next()

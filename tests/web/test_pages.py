@@ -36,22 +36,41 @@ def test_product_text_is_escaped(user_client, catalog: Catalog) -> None:
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
 
 
-def test_unknown_reviewer_falls_back_to_popular(user_client, catalog: Catalog) -> None:
+def test_unknown_reviewer_sees_the_popular_list_on_the_live_result_page(user_client, catalog: Catalog) -> None:
+    """Until the reviewer has a list of their own; the page listens for it, so it can change without a reload."""
     client = user_client(new_reviewer("NEW"))
     response = client.get("/result")
-    assert response.status_code == 302
-    assert response.location.endswith("/popular")
-    page = client.get("/popular").get_data(as_text=True)
-    assert "There are no recommendations for NEW" in page
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'id="popular-hint"' in page
+    assert '<span data-field="source">popular</span>' in page
+    assert 'id="live"' in page
     titles = [html.escape(t, quote=False) for t in catalog.popular_titles]
     positions = [page.index(t) for t in titles]
     assert positions == sorted(positions), "popular items appear in rank order"
     assert page.count('class="card"') == 5
+    cards = page.split('id="top5"')[1].split("</ol>")[0]
+    assert "via=rec" not in cards, "opening a popular item is a view, not a click on a recommendation"
 
 
-def test_a_user_without_reviewer_id_is_asked_to_link_one(user_client, catalog: Catalog) -> None:
+def test_links_of_a_personal_list_are_clicks(user_client, catalog: Catalog) -> None:
+    page = user_client(catalog.reviewer).get("/result").get_data(as_text=True)
+    assert page.count("/product/B000000001?via=rec") == 1
+    assert "popular-hint" not in page
+
+
+def test_registration_gives_the_account_its_own_reviewer_identity(user_client, catalog: Catalog, db) -> None:
     client = user_client(None)
-    assert client.get("/result").location.endswith("/auth/account")
+    account = client.get("/auth/account").get_data(as_text=True)
+    users = list(db[mongo.USERS].find({}, {"reviewerID": 1}))
+    assert len(users) == 1
+    assert users[0]["reviewerID"].startswith("web-")
+    assert users[0]["reviewerID"] in account
+    assert client.get("/result").status_code == 200
+
+
+def test_linking_another_reviewer_id_validates_it(user_client, catalog: Catalog) -> None:
+    client = user_client(None)
     token = client.get("/auth/account").get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
     for bad in ("", "x" * 65, "a b", "é", "A1<script>"):
         assert client.post("/auth/account", data={"csrf_token": token, "reviewerID": bad}).status_code == 400
@@ -107,7 +126,9 @@ def test_an_empty_list_falls_back_to_popular(user_client, catalog: Catalog, db) 
     )
     db[Recommendations.collection].insert_one(empty.to_document())
     client = user_client(reviewer)
-    assert client.get("/result").location.endswith("/popular")
+    page = client.get("/result")
+    assert page.status_code == 200
+    assert 'id="popular-hint"' in page.get_data(as_text=True)
     assert client.get(f"/api/v1/recommendations/{reviewer}").get_json()["fallback"] is True
 
 

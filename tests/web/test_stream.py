@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from flask import Flask
 
+from recsys_core import mongo
 from tests.web.conftest import SSE, event_for, new_reviewer, open_stream, positions
 
 
@@ -94,8 +95,11 @@ def test_bad_last_event_id_is_400(user_client) -> None:
         assert client.get("/stream", headers={"Last-Event-ID": bad}).status_code == 400, bad
 
 
-def test_stream_needs_a_linked_reviewer_id(user_client) -> None:
-    assert user_client(None).get("/stream").status_code == 409
+def test_stream_needs_a_linked_reviewer_id(user_client, db) -> None:
+    """Accounts get a reviewerID at registration; one from before that has none until it links one."""
+    client = user_client(None)
+    db[mongo.USERS].update_many({}, {"$unset": {"reviewerID": ""}})
+    assert client.get("/stream").status_code == 409
 
 
 def test_streams_beyond_the_cap_are_told_to_retry_later(app: Flask, user_client) -> None:
