@@ -13,6 +13,7 @@ from dagster_pyspark import PySparkResource
 from recsys_assets import ingest, model
 from recsys_assets.model.assets.stage import HANDLES
 from recsys_assets.model.handles import HandleIOManager
+from recsys_assets.model.orchestration import RetrainPolicy
 from recsys_assets.model.store import ModelStore
 from recsys_assets.resources import KafkaResource, MongoResource, RawDataResource
 from recsys_assets.spark import spark_config
@@ -35,6 +36,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "model_store": ModelStore(
             base_uri=settings.effective_model_store_uri, keep_versions=settings.model_keep_versions, mongo=mongo
         ),
+        "retrain_policy": RetrainPolicy(after_ratings=settings.retrain_after_interactions),
         HANDLES: HandleIOManager(),
     }
 

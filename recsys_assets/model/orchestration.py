@@ -1,19 +1,25 @@
-"""When the model graph runs: on demand, daily, and whenever raw data is re-ingested."""
+"""When the model graph runs: on demand, daily, when raw data is re-ingested, and when shoppers have rated enough."""
 
-from __future__ import annotations
+from datetime import UTC, datetime
 
 from dagster import (
     AssetKey,
     AssetSelection,
+    ConfigurableResource,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     EventLogEntry,
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
     asset_sensor,
     define_asset_job,
     in_process_executor,
+    sensor,
 )
+from pydantic import Field
 
 from recsys_assets.model.assets import (
     als_model,
@@ -21,9 +27,12 @@ from recsys_assets.model.assets import (
     model_evaluation,
     popular_products,
     review_sample,
+    similar_products,
     top5_recommendations,
     training_ratings,
 )
+from recsys_assets.resources import MongoResource
+from recsys_core.contract import Interaction
 
 MODEL_ASSETS = [
     review_sample,
@@ -33,8 +42,10 @@ MODEL_ASSETS = [
     top5_recommendations,
     popular_products,
     item_factors,
+    similar_products,
 ]
 RAW_REVIEWS = AssetKey("raw_reviews")
+ALS_MODEL = AssetKey("als_model")
 MODEL_RUN_TAG = "recsys/model_run"
 """Tagged on model runs, so the run queue of the Dagster instance starts one at a time."""
 
@@ -78,4 +89,48 @@ def retrain_on_raw_reviews(context: SensorEvaluationContext, asset_event: EventL
     return RunRequest(
         run_key=f"raw_reviews-{asset_event.run_id}-{asset_event.timestamp}",
         tags={"recsys/trigger": f"raw_reviews:{partition}"},
+    )
+
+
+class RetrainPolicy(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource
+    """How many new site ratings make a retrain worth its cost (``RECSYS_RETRAIN_AFTER_INTERACTIONS``)."""
+
+    after_ratings: int = Field(default=1000, ge=1)
+
+
+@sensor(
+    job=recsys_model_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Retrain once shoppers have given enough new ratings on the site since the last training "
+    "(RECSYS_RETRAIN_AFTER_INTERACTIONS). The cursor is the time of the newest rating already counted.",
+)
+def retrain_on_site_ratings(
+    context: SensorEvaluationContext, mongo: MongoResource, retrain_policy: RetrainPolicy
+) -> SensorResult | SkipReason:
+    """Counts the ``interactions`` of kind rate newer than both the last training and the last request.
+
+    Only ratings count: clicks and views change a reviewer's online list but are not training
+    data. The online updater serves the new ratings at once; the retrain makes the item
+    factors learn from them too (``training_ratings`` includes them).
+    """
+    trained = context.instance.get_latest_materialization_event(ALS_MODEL)
+    since = max(
+        datetime.fromtimestamp(trained.timestamp, UTC) if trained else datetime.min.replace(tzinfo=UTC),
+        datetime.fromisoformat(context.cursor) if context.cursor else datetime.min.replace(tzinfo=UTC),
+    )
+    with mongo.db() as db:
+        new = {"kind": "rate", "ts": {"$gt": since}}
+        count = db[Interaction.collection].count_documents(new)
+        newest = db[Interaction.collection].find_one(new, {"ts": 1}, sort=[("ts", -1)]) if count else None
+    if newest is None or count < retrain_policy.after_ratings:
+        return SkipReason(
+            f"{count} new site ratings since {since.isoformat()}; {retrain_policy.after_ratings} start a retrain"
+        )
+    newest_ts = newest["ts"].isoformat()
+    return SensorResult(
+        run_requests=[
+            RunRequest(run_key=f"site-ratings-{newest_ts}", tags={"recsys/trigger": f"site_ratings:{count}"})
+        ],
+        cursor=newest_ts,
     )

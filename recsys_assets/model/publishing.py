@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from recsys_assets.documents import conform, contract_struct
 from recsys_assets.model.features import TRAIN
-from recsys_assets.model.ranking import cosine
+from recsys_assets.model.ranking import ItemFactorTable, cosine, dot, model_top_k
 from recsys_assets.model.training import TrainedModel
 from recsys_assets.resources import MongoResource
 from recsys_core import mongo
@@ -33,9 +33,10 @@ from recsys_core.contract import (
     RecommendationEvent,
     Recommendations,
     RecommendedItem,
+    SimilarProducts,
 )
 
-PUBLISHED: tuple[type[MongoDocument], ...] = (Recommendations, PopularItem, ItemFactor)
+PUBLISHED: tuple[type[MongoDocument], ...] = (Recommendations, PopularItem, ItemFactor, SimilarProducts)
 CONTRACT_CHECKED = 1000
 """Staging documents read back through the contract before a swap; the schema makes the rest alike."""
 
@@ -155,17 +156,56 @@ def recommendation_documents(
         .join(titles, "because_asin", "left")
         .withColumn("because", F.concat(F.lit(BECAUSE_PREFIX), F.coalesce("because_title", "because_asin")))
     )
-    ranked = F.struct(F.col("rank"), contract_struct(RecommendedItem).alias("item"))
-    lists = items.groupBy("reviewerID").agg(F.sort_array(F.collect_list(ranked)).alias("_ranked"))
     return conform(
-        lists.select(
+        _lists(items, "reviewerID").select(
             "reviewerID",
-            F.transform("_ranked", lambda entry: entry["item"]).alias("items"),
+            "items",
             F.lit(model.version).alias("model_version"),
             F.lit("batch").alias("source"),
             F.lit(updated_at).alias("updated_at"),
         ),
         Recommendations,
+    )
+
+
+def _lists(items: DataFrame, key: str) -> DataFrame:
+    """``key, items``: the ``RecommendedItem`` rows of each key as one list, in ``rank`` order."""
+    ranked = F.struct(F.col("rank"), contract_struct(RecommendedItem).alias("item"))
+    lists = items.groupBy(key).agg(F.sort_array(F.collect_list(ranked)).alias("_ranked"))
+    return lists.select(key, F.transform("_ranked", lambda entry: entry["item"]).alias("items"))
+
+
+def similar_documents(model: TrainedModel, products: DataFrame, k: int, updated_at: datetime) -> DataFrame:
+    """Each known item's ``k`` nearest items by cosine similarity of the ranking head's factors.
+
+    The blocked top-k of the reviewers' lists, with unit item vectors on both sides and each
+    item left out of its own list: items x items x rank flops, never items x items rows.
+    """
+    norm = F.sqrt(dot("vector", "vector"))
+    unit = model.item_factors().select(
+        "asin",
+        F.when(norm > 0, F.transform("vector", lambda x: x / norm)).otherwise(F.col("vector")).alias("vector"),
+        F.lit(0.0).alias("item_bias"),
+    )
+    nearest = model_top_k(
+        unit.select(F.col("asin").alias("reviewerID"), "vector"),
+        unit.select(F.col("asin").alias("reviewerID"), "asin"),
+        ItemFactorTable.collect(unit),
+        k,
+        add_item_bias=False,
+    ).withColumnRenamed("reviewerID", "of_asin")
+    items = nearest.join(products, "asin", "left").select(
+        "of_asin", "rank", "asin", "score", "title", "image", "price",
+        F.lit(None).cast("string").alias("because"), F.lit(None).cast("string").alias("because_asin"),
+    )  # fmt: skip
+    return conform(
+        _lists(items, "of_asin").select(
+            F.col("of_asin").alias("asin"),
+            "items",
+            F.lit(model.version).alias("model_version"),
+            F.lit(updated_at).alias("updated_at"),
+        ),
+        SimilarProducts,
     )
 
 

@@ -30,7 +30,7 @@ from recsys_core.settings import Settings
 
 CATEGORIES = ["All_Beauty", "Gift_Cards"]
 MODEL_ASSETS = [a.key.to_user_string() for a in model.ASSETS]
-PUBLISHERS = ["top5_recommendations", "popular_products", "item_factors"]
+PUBLISHERS = ["top5_recommendations", "popular_products", "item_factors", "similar_products"]
 H = TypeVar("H", bound=Handle)
 
 

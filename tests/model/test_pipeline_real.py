@@ -19,7 +19,7 @@ from recsys_assets.model.training import load_model
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo, scoring
 from recsys_core.connections import kafka_consumer
-from recsys_core.contract import ContractError, RecommendationEvent
+from recsys_core.contract import ContractError, RecommendationEvent, SimilarProducts
 from recsys_core.settings import Settings
 from tests.model.conftest import Pipeline, Published, handle
 
@@ -31,6 +31,7 @@ ASSETS = {
     "top5_recommendations",
     "popular_products",
     "item_factors",
+    "similar_products",
 }
 
 
@@ -188,6 +189,22 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
     rated = [r["asin"] for r in _ratings(published, spark).where(F.col("reviewerID") == reviewers[0]).collect()]
     online = [asin for asin, _ in scoring.recommend(factors, ratings, 5, exclude=rated)]
     assert online == [item["asin"] for item in published_items["items"]]
+
+
+def test_similar_products_are_the_nearest_items_by_cosine_of_the_published_factors(published: Published) -> None:
+    db = published.pipeline.db
+    factors = scoring.ItemFactors.from_documents(db[mongo.ITEM_FACTORS].find())
+    unit = factors.vectors / np.linalg.norm(factors.vectors, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    assert db[SimilarProducts.collection].count_documents({}) == len(factors.asins)
+    for row in range(0, len(factors.asins), max(1, len(factors.asins) // 25)):
+        stored = db[SimilarProducts.collection].find_one({"_id": factors.asins[row]})
+        assert stored is not None
+        similar = SimilarProducts.from_document(stored)
+        expected = sorted((-similarity[row, j], factors.asins[j]) for j in range(len(factors.asins)) if j != row)[:5]
+        assert [item.asin for item in similar.items] == [asin for _, asin in expected]
+        np.testing.assert_allclose([item.score for item in similar.items], [-s for s, _ in expected], atol=1e-9)
+        assert similar.model_version == factors.model_version
 
 
 def test_published_lists_are_announced_on_kafka(published: Published, settings: Settings) -> None:

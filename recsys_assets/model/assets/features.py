@@ -1,4 +1,4 @@
-"""Stage 2: the sample as clean ratings, one per reviewer and item, each labelled train or test."""
+"""Stage 2: the sample and the site's ratings as clean ratings, one per reviewer and item, labelled train or test."""
 
 from typing import Any
 
@@ -11,7 +11,9 @@ from pyspark.sql import functions as F
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer
 from recsys_assets.model.features import SplitMethod, clean_ratings, fingerprint, split_ratings
 from recsys_assets.model.handles import RatingsHandle, SampleHandle
+from recsys_assets.model.sources import read_site_ratings
 from recsys_assets.model.store import ModelStore
+from recsys_assets.resources import MongoResource
 
 
 class TrainingRatingsConfig(Config):
@@ -38,14 +40,22 @@ def training_ratings(
     config: TrainingRatingsConfig,
     pyspark: PySparkResource,
     model_store: ModelStore,
+    mongo: MongoResource,
     review_sample: SampleHandle,
 ) -> Output[RatingsHandle]:
-    """Drop unusable rows, keep each reviewer's latest rating of an item, split, and fingerprint the result."""
+    """Add the ratings shoppers gave on the site, drop unusable rows, keep each reviewer's latest rating of an
+    item, split, and fingerprint the result.
+
+    Every site rating is kept (they are not sampled): they are few, and they are what makes the
+    next model agree with the lists the online updater already serves.
+    """
     timer = Timer()
     spark = pyspark.spark_session
     version = model_store.run_version
     uri = model_store.uri(version, "ratings")
-    cleaned, report = clean_ratings(spark.read.parquet(review_sample.uri))
+    site_ratings = read_site_ratings(spark, mongo).cache()
+    sample = spark.read.parquet(review_sample.uri).select(*site_ratings.columns)
+    cleaned, report = clean_ratings(sample.unionByName(site_ratings))
     split_ratings(cleaned, config.split, config.seed, config.test_fraction, config.holdout_k).write.mode(
         "overwrite"
     ).parquet(uri)
@@ -60,6 +70,7 @@ def training_ratings(
         "fingerprint": handle.fingerprint,
         "dagster/row_count": report.output_rows,
         "input_rows": report.input_rows,
+        "site_ratings": site_ratings.count(),
         "dropped_missing_id": report.missing_id,
         "dropped_missing_rating": report.missing_rating,
         "dropped_out_of_range_rating": report.out_of_range_rating,

@@ -20,12 +20,13 @@ from recsys_assets.model.publishing import (
     item_factor_documents,
     popular_documents,
     recommendation_documents,
+    similar_documents,
 )
 from recsys_assets.model.sources import read_products
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import TrainedModel, load_model
 from recsys_assets.resources import KafkaResource, MongoResource
-from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations
+from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
 
 
 class PopularConfig(Config):
@@ -134,5 +135,19 @@ def item_factors(
     model = _publishable(model_evaluation, model_store, spark)
     documents = item_factor_documents(model, datetime.now(UTC)).cache()
     result = _publish(mongo, ItemFactor, model.version, documents, timer)
+    documents.unpersist()
+    return result
+
+
+@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+def similar_products(
+    pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
+    """Each product's 5 nearest products in the model's factor space, for the product page's "similar products"."""
+    timer = Timer()
+    spark = pyspark.spark_session
+    model = _publishable(model_evaluation, model_store, spark)
+    documents = similar_documents(model, read_products(spark, mongo), TOP_K, datetime.now(UTC)).cache()
+    result = _publish(mongo, SimilarProducts, model.version, documents, timer)
     documents.unpersist()
     return result
