@@ -2,30 +2,76 @@
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recsys_assets.ingest.cleaning import present, python_udf
+
 CORRUPT = "_corrupt_record"
 
 
-def parse_json_strings(lines: DataFrame, fields: Sequence[str]) -> DataFrame:
+def python_literal_as_json(line: str) -> str | None:
+    """A Python dict literal (the 2014 metadata files were written with ``repr``) as JSON, else None.
+
+    Spark's reader already takes single quotes; this catches what it cannot: ``None``,
+    ``True``/``False``, ``u''`` prefixes and ``\\x`` escapes. ``ast.literal_eval`` runs no code.
+    """
+    try:
+        value = ast.literal_eval(line)
+        return json.dumps(value, allow_nan=False) if isinstance(value, dict) else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+_python_literals_as_json = python_udf(python_literal_as_json, T.StringType())
+
+
+def parse_json_strings(lines: DataFrame, fields: Sequence[str], python_literals: bool = False) -> DataFrame:
     """Add a struct column ``j`` with each field as its raw JSON text.
 
     Reading every field as a string keeps wrong types visible (``"overall": "five"`` stays
     "five" instead of becoming null); ``j._corrupt_record`` holds lines that are not a JSON
-    object, and ``j`` is null for an empty line.
+    object, and ``j`` is null for an empty line. With ``python_literals``, a line that is not
+    JSON but a Python dict literal is parsed too; only such lines cross over to Python.
     """
     schema = T.StructType([T.StructField(f, T.StringType()) for f in (*fields, CORRUPT)])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-    return lines.withColumn("j", F.from_json(F.col("value"), schema, options))
+    parsed = F.from_json(F.col("value"), schema, options)
+    if python_literals:
+        candidate = F.when(parsed[CORRUPT].isNotNull() & F.ltrim("value").startswith("{"), F.col("value"))
+        lines = lines.withColumn("_literal", _python_literals_as_json(candidate))
+        parsed = F.when(F.col("_literal").isNotNull(), F.from_json("_literal", schema, options)).otherwise(parsed)
+    return lines.withColumn("j", parsed).drop("_literal")
 
 
 def field(name: str) -> Column:
     """The raw text of a source field parsed by :func:`parse_json_strings`."""
     return F.col(f"j.{name}")
+
+
+def item_key() -> Column:
+    """The product a line is about: ``parent_asin`` when there is one, else ``asin``.
+
+    2023 item metadata has only ``parent_asin``, and 2023 reviews name both the variant
+    bought (``asin``) and its parent; keying both on the parent keeps them joinable and
+    pools a product's variants, as the 2023 benchmarks do. Older files have only ``asin``.
+    """
+    return F.trim(F.coalesce(present(field("parent_asin")), present(field("asin"))))
+
+
+def is_array(raw: Column) -> Column:
+    """True when the raw field text is a JSON array (a string such as "[Used] Book" is not)."""
+    return raw.startswith("[") & F.json_array_length(raw).isNotNull()
+
+
+def is_object(raw: Column) -> Column:
+    """True when the raw field text is a JSON object."""
+    return raw.startswith("{") & F.json_object_keys(raw).isNotNull()
 
 
 def quarantine_reason(rules: Sequence[tuple[Column, str]]) -> Column:
