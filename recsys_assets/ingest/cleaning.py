@@ -30,8 +30,9 @@ from pyspark.sql.pandas.functions import pandas_udf
 # A tag: "<", an optional "/", a name (or "!" for comments and doctypes), then anything up to
 # the closing ">" or, for a fragment that was cut off, up to the next "<" or the end.
 TAG = r"</?[A-Za-z!][^<>]*>?"
-# Texts that stand for a missing value in the source files.
-MISSING = r"(?i)^(none|null|nan|n/a|\[\]|\{\})$"
+# Texts that stand for a missing value in the source files (matched whole, ignoring case).
+MISSING = r"none|null|nan|n/a|\[\]|\{\}"
+_BLANK_OR_MISSING = rf"(?iU)^\s*({MISSING})?\s*$"
 _SPACE = r"(?U)\s+"
 _EDGE_SPACE = r"(?U)^\s+|\s+$"
 
@@ -64,8 +65,7 @@ _unescape_all_udf = python_udf(_unescape_each, T.ArrayType(T.StringType()))
 
 def present(raw: Column) -> Column:
     """The raw text, or null when the source says "missing" (absent, null, blank, "None", "nan", "[]")."""
-    trimmed = F.regexp_replace(raw, _EDGE_SPACE, "")
-    return F.when(~trimmed.rlike(MISSING) & (trimmed != ""), raw)
+    return F.when(~raw.rlike(_BLANK_OR_MISSING), raw)
 
 
 def _stripped(text: Column) -> Column:

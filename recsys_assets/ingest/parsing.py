@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys_assets.ingest.cleaning import present, python_udf
+from recsys_assets.ingest.cleaning import present
 
 CORRUPT = "_corrupt_record"
 
@@ -28,7 +29,31 @@ def python_literal_as_json(line: str) -> str | None:
         return None
 
 
-_python_literals_as_json = python_udf(python_literal_as_json, T.StringType())
+_JSON = "_json"
+
+
+def _rewrite_literals(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        at = batch.schema.get_field_index(_JSON)
+        values = pa.array([python_literal_as_json(v) or v for v in batch.column(at).to_pylist()], pa.string())
+        yield pa.RecordBatch.from_arrays(
+            [values if i == at else c for i, c in enumerate(batch.columns)], schema=batch.schema
+        )
+
+
+def _with_literals_as_json(lines: DataFrame, options: dict[str, str]) -> DataFrame:
+    """``lines`` plus ``_json``: the line, or a Python dict literal line rewritten as JSON.
+
+    Only the literal lines go through Python, and ``value`` stays as read, for the quarantine.
+    They travel apart (a union) and through ``mapInArrow``, which Spark's optimiser cannot see
+    through: with a Python UDF under the JSON parse, it would inline the parse into every
+    expression that reads a field, parsing each line dozens of times.
+    """
+    corrupt_only = T.StructType([T.StructField(CORRUPT, T.StringType())])
+    not_json = F.from_json(F.col("value"), corrupt_only, options)[CORRUPT].isNotNull()
+    literal = F.coalesce(not_json & F.ltrim("value").startswith("{"), F.lit(False))
+    lines = lines.withColumn(_JSON, F.col("value"))
+    return lines.filter(~literal).unionByName(lines.filter(literal).mapInArrow(_rewrite_literals, lines.schema))
 
 
 def parse_json_strings(lines: DataFrame, fields: Sequence[str], python_literals: bool = False) -> DataFrame:
@@ -37,16 +62,13 @@ def parse_json_strings(lines: DataFrame, fields: Sequence[str], python_literals:
     Reading every field as a string keeps wrong types visible (``"overall": "five"`` stays
     "five" instead of becoming null); ``j._corrupt_record`` holds lines that are not a JSON
     object, and ``j`` is null for an empty line. With ``python_literals``, a line that is not
-    JSON but a Python dict literal is parsed too; only such lines cross over to Python.
+    JSON but a Python dict literal (the 2014 metadata) is read too.
     """
     schema = T.StructType([T.StructField(f, T.StringType()) for f in (*fields, CORRUPT)])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-    parsed = F.from_json(F.col("value"), schema, options)
-    if python_literals:
-        candidate = F.when(parsed[CORRUPT].isNotNull() & F.ltrim("value").startswith("{"), F.col("value"))
-        lines = lines.withColumn("_literal", _python_literals_as_json(candidate))
-        parsed = F.when(F.col("_literal").isNotNull(), F.from_json("_literal", schema, options)).otherwise(parsed)
-    return lines.withColumn("j", parsed).drop("_literal")
+    if not python_literals:
+        return lines.withColumn("j", F.from_json(F.col("value"), schema, options))
+    return _with_literals_as_json(lines, options).withColumn("j", F.from_json(_JSON, schema, options)).drop(_JSON)
 
 
 def field(name: str) -> Column:

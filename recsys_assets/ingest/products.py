@@ -152,41 +152,52 @@ def parse_products(lines: DataFrame, category: str) -> DataFrame:
             *_wrong_types(),
         ]
     )
-    categories = clean_texts(_raw_list(_first_path(F.coalesce(field("category"), field("categories")))))
     main_cat = F.coalesce(present(field("main_cat")), present(field("main_category")))
     alt_text = F.regexp_extract(main_cat, _IMG_ALT, 1)
     related = field("related")
-    paragraphs = clean_texts(_raw_list(field("description")))
-    fields = {
-        "asin": asin,
-        "title": clean_text(field("title")),
-        "brand": clean_text(F.coalesce(present(field("brand")), present(field("store")))),
-        "price": price_value(field("price")),
-        "image": _first_url(
-            *[_raw_list(field(n)) for n in ("imageURLHighRes", "imageURL", "image", "imUrl")],
-            _images_2023(field("images")),
-        ),
-        "categories": categories,
-        "main_cat": F.coalesce(clean_text(F.when(alt_text != "", alt_text).otherwise(main_cat)), F.get(categories, 0)),
-        "rank": F.coalesce(
-            F.get(clean_texts(_raw_list(field("rank"))), 0), clean_text(_sales_rank(field("salesRank")))
-        ),
-        "also_buy": _asins(
-            field("also_buy"),
-            F.get_json_object(related, "$.also_bought"),
-            F.get_json_object(related, "$.bought_together"),
-            field("bought_together"),
-        ),
-        "also_view": _asins(field("also_view"), F.get_json_object(related, "$.also_viewed")),
-        "description": F.when(F.size(paragraphs) > 0, F.array_join(paragraphs, " ")),
-        "details": _details(field("details")),
-    }
-    return j.select(
+    # Three stages, so each expression is computed once and the next stage reads it as a column.
+    raw = j.select(
         asin.alias("_id"),
         F.lit(category).alias("source_category"),
         "source_file",
         "line_number",
-        *[column.alias(name) for name, column in fields.items()],
+        asin.alias("asin"),
+        field("title").alias("title"),
+        F.coalesce(present(field("brand")), present(field("store"))).alias("brand"),
+        price_value(field("price")).alias("price"),
+        _first_url(
+            *[_raw_list(field(n)) for n in ("imageURLHighRes", "imageURL", "image", "imUrl")],
+            _images_2023(field("images")),
+        ).alias("image"),
+        _raw_list(_first_path(F.coalesce(field("category"), field("categories")))).alias("categories"),
+        F.when(alt_text != "", alt_text).otherwise(main_cat).alias("main_cat"),
+        _raw_list(field("rank")).alias("rank"),
+        _sales_rank(field("salesRank")).alias("sales_rank"),
+        _asins(
+            field("also_buy"),
+            F.get_json_object(related, "$.also_bought"),
+            F.get_json_object(related, "$.bought_together"),
+            field("bought_together"),
+        ).alias("also_buy"),
+        _asins(field("also_view"), F.get_json_object(related, "$.also_viewed")).alias("also_view"),
+        _raw_list(field("description")).alias("description"),
+        _details(field("details")).alias("details"),
         reason.alias("reason"),
         "value",
     )
+    texts = ("title", "brand", "main_cat", "sales_rank")
+    lists = ("categories", "rank", "description")
+    cleaned = raw.select(
+        *[clean_text(F.col(c)).alias(c) if c in texts else clean_texts(F.col(c)).alias(c) if c in lists else c
+          for c in raw.columns]
+    )  # fmt: skip
+    c = F.col
+    final = {
+        "main_cat": F.coalesce(c("main_cat"), F.get(c("categories"), 0)),
+        "rank": F.coalesce(F.get(c("rank"), 0), c("sales_rank")),
+        "description": F.when(F.size(c("description")) > 0, F.array_join(c("description"), " ")),
+    }
+    return cleaned.select(
+        "_id", "source_category", "source_file", "line_number",
+        *[final.get(name, c(name)).alias(name) for name in PRODUCT_FIELDS], "reason", "value",
+    )  # fmt: skip
