@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from pymongo.database import Database
 from pyspark.sql import SparkSession
 
@@ -34,6 +35,12 @@ def _load_test_environment() -> None:
 
 # Settings are read lazily (get_settings), so this still runs before any test reads them.
 _load_test_environment()
+
+# Hypothesis: no deadline (a Spark job's time varies with the machine's load); CI replays the same
+# examples on every run (derandomize), so a red CI is reproducible and never a chance failure.
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "amazon2018"
 

@@ -2,8 +2,9 @@
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AddDynamicPartitionsRequest,
@@ -46,8 +47,13 @@ def _load(
     files: list[Path],
     parse: Callable[[DataFrame, str], DataFrame],
     target: Target,
+    counted: Mapping[str, dict[str, Any]] | None = None,
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    """Parse and load one category's files into ``target``; the counts are metadata and a check."""
+    """Parse and load one category's files into ``target``; the counts are metadata and a check.
+
+    ``counted`` names MongoDB filters whose matches among the partition's documents are
+    counted after the load, as metadata (e.g. products without a title).
+    """
     started = time.monotonic()
     category = context.partition_key
     asset_name = context.asset_key.to_user_string()
@@ -60,6 +66,10 @@ def _load(
         else:
             counts = LoadCounts(read=0, loaded=0, duplicate=0, quarantined=0, reasons={}, stale_removed=0)
         in_collection = db[target.collection].count_documents(target.scope)
+        extra = {
+            name: db[target.collection].count_documents({**where, **target.scope})
+            for name, where in (counted or {}).items()
+        }
     context.log.info(f"{asset_name}[{category}]: {counts}")
     return MaterializeResult(
         metadata={
@@ -74,6 +84,7 @@ def _load(
             "collection": f"{mongo.database}.{target.collection}",
             "files": MetadataValue.json([f.name for f in files]),
             "duration_s": round(time.monotonic() - started, 2),
+            **extra,
         },
         check_results=[
             AssetCheckResult(
@@ -121,8 +132,9 @@ def raw_reviews(
     group_name=INGEST_GROUP,
     kinds={"spark", "mongodb"},
     check_specs=[_counts_check("raw_products")],
-    description="Product metadata (`meta_<Category>`) of one category: titles without HTML, prices as "
-    "numbers or null, the first image URL; upserted into `products` by asin.",
+    description="Product metadata (`meta_<Category>`, 2014, 2018 or 2023) of one category: texts without HTML "
+    "or entities, prices as numbers or null, the first image URL; upserted into `products` by asin. "
+    "`titles_missing` counts the products left without a title.",
 )
 def raw_products(
     context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
@@ -138,7 +150,7 @@ def raw_products(
         kind="product",
         ids_unique_to_scope=False,
     )
-    return _load(context, pyspark, mongo, files, parse_products, target)
+    return _load(context, pyspark, mongo, files, parse_products, target, counted={"titles_missing": {"title": None}})
 
 
 ingest_job = define_asset_job(

@@ -5,7 +5,8 @@ Three source formats map onto one schema:
   reviewText, summary, unixReviewTime, style, vote, image;
 - 2014: as 2018 but with ``helpful: [helpful_votes, total_votes]`` instead of vote;
 - 2023: rating, user_id, asin, parent_asin, timestamp (ms), helpful_vote,
-  verified_purchase, title, text, images.
+  verified_purchase, title, text, images. The review's asin is the parent_asin (the
+  product the 2023 metadata describes), not the variant bought.
 
 Every field is first read as a string, so that a line with a wrong type is not silently
 nulled by Spark's JSON reader but caught here and quarantined with its reason.
@@ -17,7 +18,14 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys_assets.ingest.parsing import CORRUPT, field, parse_json_strings, quarantine_reason, stable_id
+from recsys_assets.ingest.parsing import (
+    CORRUPT,
+    field,
+    item_key,
+    parse_json_strings,
+    quarantine_reason,
+    stable_id,
+)
 
 _SOURCE_FIELDS = (
     # 2018 and 2014
@@ -58,7 +66,7 @@ def parse_reviews(lines: DataFrame, category: str) -> DataFrame:
         F.col("j").isNull().alias("_empty"),
         F.col(f"j.{CORRUPT}").isNotNull().alias("_corrupt"),
         F.trim(F.coalesce(field("reviewerID"), field("user_id"))).alias("reviewerID"),
-        F.trim(F.coalesce(field("asin"), field("parent_asin"))).alias("asin"),
+        item_key().alias("asin"),
         F.coalesce(field("overall"), field("rating")).alias("_overall_raw"),
         F.coalesce(field("unixReviewTime"), field("timestamp")).alias("_time_raw"),
         seconds.alias("unixReviewTime"),
