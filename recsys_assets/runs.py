@@ -17,12 +17,18 @@ def materialisation_metadata(result: ExecuteInProcessResult) -> dict[str, dict[s
 
 
 def failure_causes(result: ExecuteInProcessResult) -> list[str]:
-    """The innermost message of each error the run's events carry: what actually went wrong."""
+    """What actually went wrong, per error the run's events carry.
+
+    A ``dagster.Failure`` (``spark_steps`` raises one with the executors' root cause) says it in
+    its description; any other error in its innermost cause.
+    """
     causes = []
     for event in result.all_events:
+        user_failure = getattr(event.event_specific_data, "user_failure_data", None)
         error = getattr(event.event_specific_data, "error", None)
         while error is not None and error.cause is not None:
             error = error.cause
-        if error is not None and error.message.strip() not in causes:
-            causes.append(error.message.strip())
+        cause = user_failure.description if user_failure and user_failure.description else error and error.message
+        if cause and cause.strip() not in causes:
+            causes.append(cause.strip())
     return causes

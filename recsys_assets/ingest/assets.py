@@ -32,6 +32,7 @@ from recsys_assets.ingest.loading import LoadCounts, Target, load_partition
 from recsys_assets.ingest.products import parse_products
 from recsys_assets.ingest.reviews import parse_reviews
 from recsys_assets.resources import MongoResource, RawDataResource
+from recsys_assets.spark_steps import spark_step
 from recsys_core import mongo as mongo_contract
 
 CATEGORY = "category"
@@ -108,6 +109,7 @@ def _counts_check(asset_name: str) -> AssetCheckSpec:
     description="Amazon review lines of one category, parsed, deduplicated and upserted into `reviews` "
     "(hashed asin index); bad lines go to `quarantine` with their reason.",
 )
+@spark_step
 def raw_reviews(
     context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation
@@ -124,6 +126,7 @@ def raw_reviews(
     description="Product metadata (`meta_<Category>`) of one category: titles without HTML, prices as "
     "numbers or null, the first image URL; upserted into `products` by asin.",
 )
+@spark_step
 def raw_products(
     context: AssetExecutionContext, pyspark: PySparkResource, mongo: MongoResource, raw_data: RawDataResource
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation

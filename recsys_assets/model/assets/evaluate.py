@@ -10,6 +10,7 @@ from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHa
 from recsys_assets.model.plots import store_figure
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import load_model
+from recsys_assets.spark_steps import spark_step
 
 
 class EvaluationConfig(Config):
@@ -25,6 +26,7 @@ class EvaluationConfig(Config):
 
 
 @asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
+@spark_step
 def model_evaluation(
     context: AssetExecutionContext,
     config: EvaluationConfig,

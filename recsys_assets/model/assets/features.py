@@ -12,6 +12,7 @@ from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer
 from recsys_assets.model.features import SplitMethod, clean_ratings, fingerprint, split_ratings
 from recsys_assets.model.handles import RatingsHandle, SampleHandle
 from recsys_assets.model.store import ModelStore
+from recsys_assets.spark_steps import spark_step
 
 
 class TrainingRatingsConfig(Config):
@@ -33,6 +34,7 @@ def _split_counts(ratings: DataFrame) -> dict[str, int]:
 
 
 @asset(group_name=MODEL_GROUP, kinds={"spark", "parquet"}, io_manager_key=HANDLES)
+@spark_step
 def training_ratings(
     context: AssetExecutionContext,
     config: TrainingRatingsConfig,

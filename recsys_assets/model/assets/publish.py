@@ -25,6 +25,7 @@ from recsys_assets.model.sources import read_products
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import TrainedModel, load_model
 from recsys_assets.resources import KafkaResource, MongoResource
+from recsys_assets.spark_steps import spark_step
 from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations
 
 
@@ -63,6 +64,7 @@ def _publish(
 
 
 @asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb", "kafka"})
+@spark_step
 def top5_recommendations(
     context: AssetExecutionContext,
     pyspark: PySparkResource,
@@ -99,6 +101,7 @@ def top5_recommendations(
 
 
 @asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@spark_step
 def popular_products(
     config: PopularConfig, pyspark: PySparkResource, mongo: MongoResource, model_evaluation: EvaluationHandle
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
@@ -125,6 +128,7 @@ def popular_products(
 
 
 @asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@spark_step
 def item_factors(
     pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value

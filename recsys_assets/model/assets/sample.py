@@ -18,6 +18,7 @@ from recsys_assets.model.sampling import (
 from recsys_assets.model.sources import read_reviews
 from recsys_assets.model.store import ModelStore
 from recsys_assets.resources import MongoResource
+from recsys_assets.spark_steps import spark_step
 from recsys_core.mongo import REVIEWS
 
 RAW_DEPS = ["raw_reviews", "raw_products"]
@@ -38,6 +39,7 @@ def _table(name: str, dist: Distribution) -> MetadataValue:
 
 
 @asset(deps=RAW_DEPS, group_name=MODEL_GROUP, kinds={"spark", "parquet"}, io_manager_key=HANDLES)
+@spark_step
 def review_sample(
     context: AssetExecutionContext,
     config: ReviewSampleConfig,

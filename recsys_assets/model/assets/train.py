@@ -14,6 +14,7 @@ from recsys_assets.model.publishing import served_versions
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import MODEL_JSON, AlsParams, als_blocks, fit_model, save_model
 from recsys_assets.resources import MongoResource
+from recsys_assets.spark_steps import spark_step
 
 
 def _in_use(store: ModelStore, spark: SparkSession, mongo: MongoResource, *current: str) -> set[str]:
@@ -30,6 +31,7 @@ def _in_use(store: ModelStore, spark: SparkSession, mongo: MongoResource, *curre
 
 
 @asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
+@spark_step
 def als_model(
     context: AssetExecutionContext,
     config: AlsParams,
