@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import ExecuteInProcessResult
+from dagster import ExecuteInProcessResult, TableMetadataValue
 
 
 def materialisation_metadata(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    """The metadata of each materialised asset, as plain values, keyed by asset key."""
+    """The metadata of each materialised asset, as plain values (a table as its rows), keyed by asset key."""
     out: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialisation = event.step_materialization_data.materialization
-        out[materialisation.asset_key.to_user_string()] = {k: v.value for k, v in materialisation.metadata.items()}
+        out[materialisation.asset_key.to_user_string()] = {
+            k: [dict(r.data) for r in v.records] if isinstance(v, TableMetadataValue) else v.value
+            for k, v in materialisation.metadata.items()
+        }
     return out
 
 

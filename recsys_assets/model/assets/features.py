@@ -8,6 +8,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys_assets.catalog import OWNERS, Stage, stage_tags
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer
 from recsys_assets.model.features import SplitMethod, clean_ratings, fingerprint, split_ratings
 from recsys_assets.model.handles import RatingsHandle, SampleHandle
@@ -33,7 +34,14 @@ def _split_counts(ratings: DataFrame) -> dict[str, int]:
     }
 
 
-@asset(group_name=MODEL_GROUP, kinds={"spark", "parquet"}, io_manager_key=HANDLES)
+@asset(
+    group_name=MODEL_GROUP,
+    kinds={"spark", "parquet"},
+    io_manager_key=HANDLES,
+    owners=OWNERS,
+    tags=stage_tags(Stage.FEATURES),
+    code_version="1",
+)
 @spark_step
 def training_ratings(
     context: AssetExecutionContext,

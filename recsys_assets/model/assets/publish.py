@@ -12,6 +12,7 @@ from dagster_pyspark import PySparkResource
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 
+from recsys_assets.catalog import OWNERS, PUBLISHED_FRESHNESS, Stage, stage_tags
 from recsys_assets.model.assets.stage import PUBLISH_GROUP, Timer, read_ratings
 from recsys_assets.model.handles import EvaluationHandle
 from recsys_assets.model.publishing import (
@@ -63,7 +64,14 @@ def _publish(
     )
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb", "kafka"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb", "kafka"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
 @spark_step
 def top5_recommendations(
     context: AssetExecutionContext,
@@ -100,7 +108,14 @@ def top5_recommendations(
     )
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
 @spark_step
 def popular_products(
     config: PopularConfig, pyspark: PySparkResource, mongo: MongoResource, model_evaluation: EvaluationHandle
@@ -127,7 +142,14 @@ def popular_products(
     return result
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
 @spark_step
 def item_factors(
     pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
