@@ -148,7 +148,8 @@ def _failure(exc: Exception, watch: _Watch) -> Failure | None:
         stage = int(found[1]) if found else None
     root = cause or (chain[-1] if chain else f"{type(exc).__name__}: {exc}")
     root = _python_error(root)
-    where = f"stage {stage}" + (f" ({watch.stage_names[stage]})" if stage in watch.stage_names else "")
+    name = watch.stage_names.get(stage) or _stage_name(stage) if stage is not None else None
+    where = f"stage {stage}" + (f" ({name})" if name else "")
     hint = _hint(root, watch)
     description = f"Spark failed in {where if stage is not None else 'the driver'}: {root}" + (
         f". {hint}" if hint else ""
@@ -162,6 +163,16 @@ def _failure(exc: Exception, watch: _Watch) -> Failure | None:
     if hint:
         metadata["hint"] = hint
     return Failure(description=description, metadata=metadata)
+
+
+def _stage_name(stage: int) -> str | None:
+    """The stage's name (its call site) from Spark's status tracker, if the JVM is alive to tell."""
+    sc = _context()
+    try:
+        info = sc.statusTracker().getStageInfo(stage) if sc is not None else None
+    except (Py4JError, ConnectionError):
+        return None
+    return str(info.name) if info is not None else None
 
 
 def _logged_task_failure(watch: _Watch) -> tuple[int, str | None] | None:
