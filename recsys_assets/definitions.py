@@ -42,7 +42,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 
 defs = Definitions(
-    assets=[*ingest.ASSETS, *model.ASSETS],
+    assets=[*ingest.EXTERNAL, *ingest.ASSETS, *model.ASSETS],
     asset_checks=model.CHECKS,
     jobs=[*ingest.JOBS, *model.JOBS],
     schedules=model.SCHEDULES,

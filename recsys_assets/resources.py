@@ -6,18 +6,27 @@ configures them all from the one ``RECSYS_*`` settings surface.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 from confluent_kafka import KafkaError, Message
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pymongo.database import Database
 
 from recsys_assets.data_files import CategoryFiles, discover
 from recsys_core import mongo
 from recsys_core.connections import kafka_producer, mongo_client
+
+
+def label_run(context: InitResourceContext, tags: Mapping[str, str]) -> None:
+    """Tag the run with what a resource is configured to use, so the UI tells every run's data apart.
+
+    Resources do it, not the launcher, so runs from the UI, a schedule, a sensor or ``recsys run`` all say it.
+    """
+    if context.run is not None and context.instance is not None:
+        context.instance.add_run_tags(context.run.run_id, tags)
 
 
 class MongoResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource base
@@ -26,6 +35,9 @@ class MongoResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster'
     uri: str
     database: str
     timeout_ms: int = 600_000
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        label_run(context, {"recsys/mongo_db": self.database})
 
     def open(self) -> Database[mongo.Document]:
         """The database on a new client, which the caller closes (``db.client.close()``)."""
@@ -48,6 +60,9 @@ class RawDataResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagste
     """The folder of Amazon review and metadata files, grouped into category partitions."""
 
     data_dir: str
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        label_run(context, {"recsys/data_dir": self.data_dir})
 
     def categories(self) -> dict[str, CategoryFiles]:
         return discover(Path(self.data_dir))

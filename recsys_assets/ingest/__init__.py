@@ -3,6 +3,7 @@
 from recsys_assets.ingest.assets import (
     CATEGORY,
     CATEGORY_PARTITIONS,
+    category_files,
     category_files_sensor,
     ingest_job,
     raw_products,
@@ -10,7 +11,9 @@ from recsys_assets.ingest.assets import (
 )
 
 ASSETS = [raw_reviews, raw_products]
+EXTERNAL = [category_files]
+"""Assets Dagster does not write: the input files, where lineage begins."""
 JOBS = [ingest_job]
 SENSORS = [category_files_sensor]
 
-__all__ = ["ASSETS", "CATEGORY", "CATEGORY_PARTITIONS", "JOBS", "SENSORS"]
+__all__ = ["ASSETS", "CATEGORY", "CATEGORY_PARTITIONS", "EXTERNAL", "JOBS", "SENSORS"]

@@ -27,10 +27,12 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
-from recsys_assets.resources import MongoResource
+from recsys_assets.resources import MongoResource, label_run
 from recsys_core.locks import Lease
 
 LEASE = "model_store"
+MODEL_VERSION_TAG = "recsys/model_version"
+"""Tagged on each model run: the version folder it writes, which names the model it trains."""
 
 
 class ModelStore(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource base
@@ -51,6 +53,7 @@ class ModelStore(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's g
         record = context.instance.get_run_record_by_id(run.run_id)
         created = record.create_timestamp if record is not None else datetime.now(UTC)
         self._version = run_version(created, run.run_id)
+        label_run(context, {"recsys/model_store": self.base_uri, MODEL_VERSION_TAG: self._version})
         db = self.mongo.open()
         self._lease = Lease(db, LEASE, owner=f"Dagster run {run.run_id}", ttl_s=self.lease_ttl_s)
         try:

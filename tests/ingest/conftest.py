@@ -22,9 +22,16 @@ Materialise = Callable[[Path, str], dict[str, dict[str, Any]]]
 
 
 @pytest.fixture
-def materialise(running_services: Settings, spark: Any, db: Database[mongo.Document]) -> Materialise:
+def instance() -> DagsterInstance:
+    """The test's Dagster instance, where ``materialise`` records its runs."""
+    return DagsterInstance.ephemeral()
+
+
+@pytest.fixture
+def materialise(
+    running_services: Settings, spark: Any, db: Database[mongo.Document], instance: DagsterInstance
+) -> Materialise:
     """Materialise raw_reviews and raw_products for one category of a data folder; returns metadata by asset."""
-    instance = DagsterInstance.ephemeral()
 
     def run(data_dir: Path, category: str) -> dict[str, dict[str, Any]]:
         if category not in instance.get_dynamic_partitions(CATEGORY):

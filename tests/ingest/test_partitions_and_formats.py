@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 from pymongo.database import Database
 
+from recsys_assets.definitions import build_resources
 from recsys_assets.ingest import CATEGORY
-from recsys_assets.ingest.assets import category_files_sensor
+from recsys_assets.ingest.assets import FINGERPRINT, category_files_sensor
 from recsys_assets.resources import RawDataResource
 from recsys_core import mongo
+from recsys_core.settings import Settings
 from tests.ingest.conftest import Materialise
 from tests.ingest.helpers import review, write_lines
 
@@ -68,19 +72,27 @@ def test_2014_and_2023_formats_map_to_the_2018_schema(
     assert new["reviewTime"] == "05 5, 2020"
 
 
-def test_sensor_adds_new_categories_and_reloads_changed_files(tmp_path: Path) -> None:
+def _sensor(instance: DagsterInstance, data: Path, settings: Settings) -> Callable[[str | None], SensorResult]:
+    """Evaluate category_files_sensor on ``data`` with a cursor, as the daemon would."""
+    mongo_resource = build_resources(settings)["mongo"]
+
+    def evaluate(cursor: str | None) -> SensorResult:
+        resources = {"raw_data": RawDataResource(data_dir=str(data)), "mongo": mongo_resource}
+        result = category_files_sensor(build_sensor_context(instance=instance, resources=resources, cursor=cursor))
+        assert isinstance(result, SensorResult)
+        return result
+
+    return evaluate
+
+
+def test_sensor_adds_new_categories_and_reloads_changed_files(
+    tmp_path: Path, db: Database[mongo.Document], running_services: Settings
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     write_lines(data / "Alpha_5.json", [review("A", "B0")])
     instance = DagsterInstance.ephemeral()
-
-    def evaluate(cursor: str | None) -> SensorResult:
-        context = build_sensor_context(
-            instance=instance, resources={"raw_data": RawDataResource(data_dir=str(data))}, cursor=cursor
-        )
-        result = category_files_sensor(context)
-        assert isinstance(result, SensorResult)
-        return result
+    evaluate = _sensor(instance, data, running_services)
 
     first = evaluate(None)
     assert [r.partition_keys for r in first.dynamic_partitions_requests or []] == [["Alpha"]]
@@ -94,3 +106,40 @@ def test_sensor_adds_new_categories_and_reloads_changed_files(tmp_path: Path) ->
     landed = evaluate(first.cursor)
     assert [r.partition_keys for r in landed.dynamic_partitions_requests or []] == [["Beta"]]
     assert [r.partition_key for r in landed.run_requests or []] == ["Beta"]
+
+
+def test_a_fresh_sensor_does_not_reload_what_mongodb_already_holds(
+    materialise: Materialise,
+    instance: DagsterInstance,
+    db: Database[mongo.Document],
+    running_services: Settings,
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_lines(data / "Alpha_5.json", [review("A", "B0"), review("B", "B1")])
+    write_lines(data / "meta_Alpha.json", [{"asin": "B0", "title": "t"}])
+    write_lines(data / "Beta.json", [review("C", "B2")])
+    meta = materialise(data, "Alpha")
+    assert meta["raw_reviews"][FINGERPRINT] == meta["raw_products"][FINGERPRINT]
+    assert [f["file"] for f in meta["raw_reviews"]["files"]] == ["Alpha_5.json"]
+    evaluate = _sensor(instance, data, running_services)
+
+    # A new daemon (no cursor): Alpha is loaded with these very files; Beta was never loaded.
+    fresh = evaluate(None)
+    assert [r.partition_key for r in fresh.run_requests or []] == ["Beta"]
+    assert [r.partition_keys for r in fresh.dynamic_partitions_requests or []] == [["Beta"]]
+
+    # A changed file of Alpha is loaded again, with a cursor (Beta was requested already) or without.
+    os.utime(data / "meta_Alpha.json", ns=(0, 1_000_000_000))
+    assert [r.partition_key for r in evaluate(fresh.cursor).run_requests or []] == ["Alpha"]
+    assert [r.partition_key for r in evaluate(None).run_requests or []] == ["Alpha", "Beta"]
+
+    # What the instance records but MongoDB no longer holds is loaded again.
+    materialise(data, "Alpha")
+    assert [r.partition_key for r in evaluate(None).run_requests or []] == ["Beta"]
+    db[mongo.REVIEWS].delete_many({"category": "Alpha"})
+    assert [r.partition_key for r in evaluate(None).run_requests or []] == ["Alpha", "Beta"]
+
+    for run in instance.get_runs():  # each load says what it read and wrote
+        assert (run.tags["recsys/data_dir"], run.tags["recsys/mongo_db"]) == (str(data), db.name)

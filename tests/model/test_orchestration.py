@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, build_sensor_context, materialize
+from datetime import timedelta
+
+from dagster import AssetKey, DagsterInstance, FreshnessPolicy, build_sensor_context, materialize
 
 from recsys_assets import ingest, model
+from recsys_assets.catalog import OWNERS, STAGE_TAG, Stage
 from recsys_assets.definitions import defs
 from recsys_assets.model.orchestration import retrain_on_raw_reviews
 from tests.model.conftest import Pipeline
@@ -20,6 +23,27 @@ def test_the_code_location_loads_the_model_job_schedule_and_sensor() -> None:
     assert schedule.cron_schedule == "0 3 * * *"
     assert schedule.job_name == "recsys_model_job"
     assert defs.resolve_sensor_def("retrain_on_raw_reviews").job_name == "recsys_model_job"
+
+
+def test_every_asset_has_an_owner_a_stage_a_code_version_and_lineage_from_the_files() -> None:
+    graph = defs.resolve_asset_graph()
+    executable = [graph.get(key) for key in graph.executable_asset_keys]
+    assert executable
+    for node in executable:
+        name = node.key.to_user_string()
+        assert node.owners == OWNERS, name
+        assert node.tags.get(STAGE_TAG) in set(Stage), name
+        assert node.code_version, name
+    files = graph.get(AssetKey("category_files"))
+    assert not files.is_executable  # written outside Dagster
+    assert files.owners == OWNERS
+    for raw in ingest.ASSETS:
+        assert graph.get(raw.key).parent_keys == {files.key}
+    publishers = [node for node in executable if node.tags[STAGE_TAG] == Stage.PUBLISH]
+    assert publishers
+    for node in publishers:
+        assert node.freshness_policy == FreshnessPolicy.time_window(timedelta(hours=26), timedelta(hours=25))
+    assert all(d.description for d in [*(defs.schedules or []), *(defs.sensors or [])])
 
 
 def test_re_ingesting_a_category_requests_one_retrain(ingested: Pipeline) -> None:

@@ -81,6 +81,8 @@ def test_full_fraction_sample_is_the_population(published: Published) -> None:
     assert meta["dagster/row_count"] == meta["population_rows"] == reviews
     assert meta["rating_chi2_p_value"] == pytest.approx(1.0)
     assert meta["plot"].startswith("![sample proof](data:image/png;base64,")
+    assert sum(row["population"] for row in meta["rating_counts"]) == reviews
+    assert sum(row["sample"] for row in meta["category_counts"]) == reviews
     assert _local(meta["plot_uri"]).stat().st_size > 1000
 
 
@@ -112,6 +114,21 @@ def test_evaluation_reports_every_metric_for_the_model_and_three_baselines(publi
     assert meta["model/ndcg@10"] > meta["popularity/ndcg@10"]
     assert meta["ranking_users"] >= 1000
     assert _local(meta["plot_uri"]).stat().st_size > 1000
+    table = {row["metric"]: row for row in meta["metrics"]}  # the UI's table: a column per method
+    assert table["rmse"]["model"] == meta["model/rmse"]
+    assert table["ndcg@10"]["popularity"] == meta["popularity/ndcg@10"]
+    assert table["rmse"]["popularity"] is None
+
+
+def test_the_run_is_labelled_with_the_model_version_and_what_it_used(published: Published) -> None:
+    run = published.pipeline.instance.get_run_by_id(published.result.run_id)
+    assert run is not None
+    assert run.tags["recsys/model_version"] == handle(published.result, "als_model", ModelHandle).version
+    assert run.tags["recsys/model_store"] == str(published.pipeline.store)
+    assert run.tags["recsys/mongo_db"] == published.pipeline.db.name
+    assert published.metadata("review_sample")["source"] == f"{published.pipeline.db.name}.{mongo.REVIEWS}"
+    params = {row["parameter"]: row["value"] for row in published.metadata("als_model")["params"]}
+    assert params["rank"] == "10"
 
 
 def test_every_training_reviewer_gets_five_unrated_real_products(published: Published, spark: SparkSession) -> None:

@@ -1,15 +1,18 @@
 """Stage 4: the model and three baselines on the held-out ratings, and the gate's verdict."""
 
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, TableMetadataValue, asset
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
+from recsys_assets.catalog import OWNERS, Stage, stage_tags
+from recsys_assets.metadata import table
 from recsys_assets.model import evaluation as ev
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer, read_ratings
 from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle
 from recsys_assets.model.plots import store_figure
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import load_model
+from recsys_assets.spark_steps import spark_step
 
 
 class EvaluationConfig(Config):
@@ -24,7 +27,24 @@ class EvaluationConfig(Config):
     seed: int = Field(default=42, description="Seed of the reviewer sample for the ranking metrics.")
 
 
-@asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
+def _metrics_table(metrics: dict[str, ev.Metrics]) -> TableMetadataValue:
+    """One row per metric, one column per method: the model against every baseline (empty: not defined)."""
+    names = list(next(iter(metrics.values())))
+    return table(
+        {"metric": "string", **dict.fromkeys(metrics, "float")},
+        ([name, *(values.get(name) for values in metrics.values())] for name in names),
+    )
+
+
+@asset(
+    group_name=MODEL_GROUP,
+    kinds={"spark"},
+    io_manager_key=HANDLES,
+    owners=OWNERS,
+    tags=stage_tags(Stage.EVALUATE),
+    code_version="1",
+)
+@spark_step
 def model_evaluation(
     context: AssetExecutionContext,
     config: EvaluationConfig,
@@ -83,7 +103,7 @@ def model_evaluation(
             "model_version": als_model.version,
             "gate_status": verdict.status,
             "gate_reasons": MetadataValue.json(verdict.reasons),
-            "metrics": MetadataValue.md(ev.metrics_markdown(result.metrics)),
+            "metrics": _metrics_table(result.metrics),
             **flat,
             "heldout_ratings": result.rating_rows,
             "heldout_ratings_unscorable": result.unscorable_rating_rows,

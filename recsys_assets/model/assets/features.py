@@ -8,12 +8,14 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys_assets.catalog import OWNERS, Stage, stage_tags
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer
 from recsys_assets.model.features import SplitMethod, clean_ratings, fingerprint, split_ratings
 from recsys_assets.model.handles import RatingsHandle, SampleHandle
 from recsys_assets.model.sources import read_site_ratings
 from recsys_assets.model.store import ModelStore
 from recsys_assets.resources import MongoResource
+from recsys_assets.spark_steps import spark_step
 
 
 class TrainingRatingsConfig(Config):
@@ -34,7 +36,15 @@ def _split_counts(ratings: DataFrame) -> dict[str, int]:
     }
 
 
-@asset(group_name=MODEL_GROUP, kinds={"spark", "parquet"}, io_manager_key=HANDLES)
+@asset(
+    group_name=MODEL_GROUP,
+    kinds={"spark", "parquet"},
+    io_manager_key=HANDLES,
+    owners=OWNERS,
+    tags=stage_tags(Stage.FEATURES),
+    code_version="2",  # 2: site ratings join the sample
+)
+@spark_step
 def training_ratings(
     context: AssetExecutionContext,
     config: TrainingRatingsConfig,

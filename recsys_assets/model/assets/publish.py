@@ -12,6 +12,7 @@ from dagster_pyspark import PySparkResource
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 
+from recsys_assets.catalog import OWNERS, PUBLISHED_FRESHNESS, Stage, stage_tags
 from recsys_assets.model.assets.stage import PUBLISH_GROUP, Timer, read_ratings
 from recsys_assets.model.handles import EvaluationHandle
 from recsys_assets.model.publishing import (
@@ -26,6 +27,7 @@ from recsys_assets.model.sources import read_products
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import TrainedModel, load_model
 from recsys_assets.resources import KafkaResource, MongoResource
+from recsys_assets.spark_steps import spark_step
 from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
 
 
@@ -63,7 +65,15 @@ def _publish(
     )
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb", "kafka"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb", "kafka"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
+@spark_step
 def top5_recommendations(
     context: AssetExecutionContext,
     pyspark: PySparkResource,
@@ -99,7 +109,15 @@ def top5_recommendations(
     )
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
+@spark_step
 def popular_products(
     config: PopularConfig, pyspark: PySparkResource, mongo: MongoResource, model_evaluation: EvaluationHandle
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
@@ -125,7 +143,15 @@ def popular_products(
     return result
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
+@spark_step
 def item_factors(
     pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
@@ -139,7 +165,15 @@ def item_factors(
     return result
 
 
-@asset(group_name=PUBLISH_GROUP, kinds={"spark", "mongodb"})
+@asset(
+    group_name=PUBLISH_GROUP,
+    kinds={"spark", "mongodb"},
+    owners=OWNERS,
+    tags=stage_tags(Stage.PUBLISH),
+    code_version="1",
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
+@spark_step
 def similar_products(
     pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value

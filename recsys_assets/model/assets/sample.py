@@ -1,9 +1,11 @@
 """Stage 1: a seeded sample of the ingested reviews, stratified and proved faithful to the population."""
 
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, TableMetadataValue, asset
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
+from recsys_assets.catalog import OWNERS, Stage, stage_tags
+from recsys_assets.metadata import table
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer
 from recsys_assets.model.handles import SampleHandle
 from recsys_assets.model.plots import store_figure
@@ -18,6 +20,7 @@ from recsys_assets.model.sampling import (
 from recsys_assets.model.sources import read_reviews
 from recsys_assets.model.store import ModelStore
 from recsys_assets.resources import MongoResource
+from recsys_assets.spark_steps import spark_step
 from recsys_core.mongo import REVIEWS
 
 RAW_DEPS = ["raw_reviews", "raw_products"]
@@ -30,14 +33,21 @@ class ReviewSampleConfig(Config):
     min_p_value: float = Field(default=0.01, description="The sample check fails below this p-value.")
 
 
-def _table(name: str, dist: Distribution) -> MetadataValue:
-    rows = "\n".join(
-        f"| {v} | {p:,} | {s:,} |" for v, p, s in zip(dist.values, dist.population, dist.sample, strict=True)
-    )
-    return MetadataValue.md(f"| {name} | population | sample |\n|---|---:|---:|\n{rows}")
+def _table(name: str, dist: Distribution) -> TableMetadataValue:
+    rows = zip(dist.values, dist.population, dist.sample, strict=True)
+    return table({name: "string", "population": "int", "sample": "int"}, rows)
 
 
-@asset(deps=RAW_DEPS, group_name=MODEL_GROUP, kinds={"spark", "parquet"}, io_manager_key=HANDLES)
+@asset(
+    deps=RAW_DEPS,
+    group_name=MODEL_GROUP,
+    kinds={"spark", "parquet"},
+    io_manager_key=HANDLES,
+    owners=OWNERS,
+    tags=stage_tags(Stage.SAMPLE),
+    code_version="1",
+)
+@spark_step
 def review_sample(
     context: AssetExecutionContext,
     config: ReviewSampleConfig,
@@ -80,6 +90,7 @@ def review_sample(
         metadata={
             "uri": MetadataValue.url(uri),
             "version": version,
+            "source": f"{mongo.database}.{REVIEWS}",
             "population_rows": proof.population_rows,
             "dagster/row_count": proof.sample_rows,
             "fraction": fraction,

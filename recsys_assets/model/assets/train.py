@@ -1,5 +1,6 @@
 """Stage 3: biases + StringIndexers + ALS, fitted on the train split and saved in this run's folder."""
 
+import json
 from typing import Any
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
@@ -7,6 +8,8 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from recsys_assets.catalog import OWNERS, Stage, stage_tags
+from recsys_assets.metadata import table
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer, read_ratings
 from recsys_assets.model.features import TRAIN
 from recsys_assets.model.handles import ModelHandle, RatingsHandle
@@ -14,6 +17,7 @@ from recsys_assets.model.publishing import served_versions
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import MODEL_JSON, AlsParams, als_blocks, fit_model, save_model
 from recsys_assets.resources import MongoResource
+from recsys_assets.spark_steps import spark_step
 
 
 def _in_use(store: ModelStore, spark: SparkSession, mongo: MongoResource, *current: str) -> set[str]:
@@ -29,7 +33,20 @@ def _in_use(store: ModelStore, spark: SparkSession, mongo: MongoResource, *curre
     return keep
 
 
-@asset(group_name=MODEL_GROUP, kinds={"spark"}, io_manager_key=HANDLES)
+def _params(config: AlsParams) -> list[tuple[str, str]]:
+    """Each hyperparameter as text: values are numbers, flags, None or the tuning grid."""
+    return [(name, json.dumps(value)) for name, value in config.model_dump(mode="json").items()]
+
+
+@asset(
+    group_name=MODEL_GROUP,
+    kinds={"spark"},
+    io_manager_key=HANDLES,
+    owners=OWNERS,
+    tags=stage_tags(Stage.TRAIN),
+    code_version="1",
+)
+@spark_step
 def als_model(
     context: AssetExecutionContext,
     config: AlsParams,
@@ -55,10 +72,7 @@ def als_model(
         "uri": MetadataValue.url(uri),
         "ratings_version": training_ratings.version,
         "ratings_fingerprint": training_ratings.fingerprint,
-        "params": MetadataValue.md(
-            "| parameter | value |\n|---|---|\n"
-            + "\n".join(f"| {name} | {value} |" for name, value in config.model_dump().items())
-        ),
+        "params": table({"parameter": "string", "value": "string"}, _params(config)),
         "reviewers": len(model.user_indexer.labels),
         "items": len(model.item_indexer.labels),
         "global_mean": model.biases.global_mean,
@@ -68,8 +82,8 @@ def als_model(
         "duration_s": timer.seconds,
     }
     if trials:
-        metadata["tuning"] = MetadataValue.md(
-            "| rank | regParam | validation RMSE |\n|---:|---:|---:|\n"
-            + "\n".join(f"| {t['rank']:.0f} | {t['reg_param']:g} | {t['validation_rmse']:.4f} |" for t in trials)
+        metadata["tuning"] = table(
+            {"rank": "int", "regParam": "float", "validation RMSE": "float"},
+            ((int(t["rank"]), t["reg_param"], t["validation_rmse"]) for t in trials),
         )
     return Output(ModelHandle(version=version, uri=uri, ratings=training_ratings), metadata=metadata)

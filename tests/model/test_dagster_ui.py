@@ -1,0 +1,104 @@
+"""The data team's view, in a real browser: the Dagster UI on an instance holding the session's
+real evaluation shows the asset graph and the evaluation's metrics table and plot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from recsys_cli.pipeline import INSTANCE_YAML
+from recsys_core.settings import PROJECT_ROOT
+from tests.model.conftest import Published
+from tests.web.conftest import ARTIFACTS, unused_port
+from tests.web.test_browser import browser  # noqa: F401  # the Chromium fixture
+
+EVALUATION = "model_evaluation"
+
+
+@pytest.fixture
+def dagster_ui(published: Published, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """dagster-webserver on the project's code location and an instance holding the session's evaluation."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    with DagsterInstance.from_config(str(home)) as instance:
+        for event in published.result.get_asset_materialization_events():
+            materialisation = event.step_materialization_data.materialization
+            if materialisation.asset_key.to_user_string() == EVALUATION:
+                instance.report_runless_asset_event(materialisation)
+    port = unused_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / f"dagster-webserver-{request.node.name}.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # the code location imports Dagster, PySpark and the assets
+        while True:
+            assert server.poll() is None, f"dagster-webserver exited; see {log_path}"
+            assert time.monotonic() < deadline, f"dagster-webserver did not answer; see {log_path}"
+            try:
+                with urllib.request.urlopen(f"{base}/server_info", timeout=5):  # noqa: S310  # our own server
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _text(driver: WebDriver) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def test_the_ui_shows_the_asset_graph_and_the_evaluation_metrics_table(
+    dagster_ui: str,
+    browser: WebDriver,  # noqa: F811  # the fixture imported above
+    published: Published,
+) -> None:
+    wait = WebDriverWait(browser, 90, poll_frequency=0.5)
+    browser.set_page_load_timeout(90)
+
+    browser.get(f"{dagster_ui}/locations/recsys/asset-groups/model/lineage")
+    nodes = ["review_sample", "training_ratings", "als_model", EVALUATION]
+    wait.until(lambda d: all(name in _text(d) for name in nodes))
+    browser.save_screenshot(str(ARTIFACTS / "dagster-model-graph.png"))
+
+    browser.get(f"{dagster_ui}/assets/{EVALUATION}")
+    metrics = published.metadata(EVALUATION)["metrics"]
+    header = ["metric", "model", "global_mean", "user_item_bias", "popularity"]
+
+    def metrics_table(d: WebDriver) -> list[str] | None:
+        for table in d.find_elements(By.TAG_NAME, "table"):
+            rows = [row.text for row in table.find_elements(By.TAG_NAME, "tr")]
+            if rows and rows[0].split() == header:
+                return rows
+        return None
+
+    rows = wait.until(metrics_table)
+    assert rows is not None
+    assert [row.split()[0] for row in rows[1:]] == [m["metric"] for m in metrics]
+    ndcg = next(row.split() for row in rows if row.startswith("ndcg@10 "))
+    assert float(ndcg[1]) == pytest.approx(published.metadata(EVALUATION)["model/ndcg@10"], rel=1e-3)
+    plots = browser.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png;base64,']")
+    assert plots, "the evaluation plot is shown inline"
+    browser.save_screenshot(str(ARTIFACTS / "dagster-model-evaluation.png"))
