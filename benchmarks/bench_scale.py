@@ -1,7 +1,7 @@
 """The whole graph at growing sizes: time per stage, peak memory per process, the growth exponent,
 and the blocked top-k against a bare numpy blocked top-k on the same factors (its anchor).
 
-    python benchmarks/bench_scale.py --reviews 100000 1000000 5000000
+    python -m benchmarks.bench_scale --reviews 100000 1000000 5000000
 
 Each size is generated with the ``amazon-5core`` shape into a folder and database of its own,
 and runs in a process of its own after mongod and Kafka are restarted, so every peak is that
@@ -17,22 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.report import RESULTS, provenance, write_section
 from recsys_core.settings import PROJECT_ROOT, get_settings
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-REPORT = PROJECT_ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
 CATEGORY = "Synthetic_Electronics"
 K = 5
 ALWAYS_PUBLISH = {"model_evaluation": {"config": {"min_heldout_ratings": 10**12}}}
@@ -140,7 +136,6 @@ def run_one(reviews: int, out: Path) -> None:
 
 
 def _write_report(results: list[dict[str, Any]], exponent: float | None) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     rows = [
         "| reviews | reviewers | items | total s | "
         + " | ".join(f"{s} s" for s in STAGES)
@@ -156,26 +151,16 @@ def _write_report(results: list[dict[str, Any]], exponent: float | None) -> None
             + f" | {r['top_k_s']} | {r['numpy_top_k_s']} | {ratio:.1f}x |"
         )
     fit = f"Growth exponent of total time against reviews: **{exponent:.2f}** (goal ≤ 1.1)." if exponent else ""
-    section = "\n".join(
-        [
-            BEGIN,
-            f"Measured {datetime.now(UTC):%Y-%m-%d} at commit {commit.stdout.strip()} on {platform.node()} "
-            f"({os.cpu_count()} cores), `amazon-5core` shape, one category, `recsys run` defaults.",
-            "",
-            *rows,
-            "",
-            fit,
-            "",
-            "![scale](benchmarks/results/scale.png)",
-            END,
-        ]
-    )
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\n## Scale (`benchmarks/bench_scale.py`)\n\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    REPORT.write_text(text)
+    lines = [
+        provenance("`amazon-5core` shape, one category, `recsys run` defaults"),
+        "",
+        *rows,
+        "",
+        fit,
+        "",
+        "![scale](benchmarks/results/scale.png)",
+    ]
+    write_section("scale", lines, "## Scale (`benchmarks/bench_scale.py`)")
 
 
 def _plot(results: list[dict[str, Any]], exponent: float | None) -> None:
@@ -227,7 +212,7 @@ def main() -> None:
         services.down(settings)  # fresh mongod and Kafka: their peaks are this size's
         services.up(settings)
         out = RESULTS / f"scale-{reviews}.json"
-        command = [sys.executable, __file__, "--reviews", str(reviews), "--one", str(out)]
+        command = [sys.executable, "-m", "benchmarks.bench_scale", "--reviews", str(reviews), "--one", str(out)]
         subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
         results.append(json.loads(out.read_text()))
     exponent = None

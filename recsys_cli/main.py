@@ -84,7 +84,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     exit_code = _run(args, settings)
     if exit_code != 0 or args.no_serve:
         return exit_code
-    print("4/4 serving the web app: register, link a reviewerID, and see its recommendations")
+    print("4/4 serving the web app: register, open a product, rate it, and watch your top 5 change live")
     return _serve(args, settings)
 
 

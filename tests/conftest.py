@@ -36,6 +36,8 @@ def _load_test_environment() -> None:
 # Settings are read lazily (get_settings), so this still runs before any test reads them.
 _load_test_environment()
 
+pytest_plugins = ["tests.web.browser"]  # Chromium and the app under gunicorn, for every browser test
+
 # Hypothesis: no deadline (a Spark job's time varies with the machine's load); CI replays the same
 # examples on every run (derandomize), so a red CI is reproducible and never a chance failure.
 hypothesis_settings.register_profile("dev", deadline=None)

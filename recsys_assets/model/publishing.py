@@ -27,6 +27,7 @@ from recsys_core import mongo
 from recsys_core.contract import (
     ALL_CATEGORIES,
     BECAUSE_PREFIX,
+    LIKED_RATING,
     ItemFactor,
     MongoDocument,
     PopularItem,
@@ -128,25 +129,31 @@ def recommendation_documents(
 ) -> DataFrame:
     """One document per training reviewer: the top ``k`` unrated items, each with a reason.
 
-    The reason is the reviewer's rated item whose ranking-head factors are closest (cosine)
-    to the recommended item's.
+    The reason is the training item the reviewer liked (rated at least ``LIKED_RATING``) that
+    contributes most to the recommendation: its rating times its cosine similarity to the
+    recommended item in the ranking head's factor space, as the online updater explains its
+    lists (``recsys_core.scoring.reasons``). A reviewer who liked nothing gets no reason.
     """
     rated = ratings.select("reviewerID", "asin")
-    reviewers = ratings.where(F.col("split") == TRAIN).select("reviewerID").distinct()
+    train = ratings.where(F.col("split") == TRAIN)
+    reviewers = train.select("reviewerID").distinct()
     top = model.recommend(reviewers, rated, k)
+    liked = train.where(F.col("overall") >= LIKED_RATING).select(
+        "reviewerID", F.col("asin").alias("because_asin"), F.col("overall").alias("weight")
+    )
     factors = model.item_factors().select("asin", "vector")
-    closest_first = Window.partitionBy("reviewerID", "asin").orderBy(F.col("similarity").desc(), "because_asin")
+    strongest = Window.partitionBy("reviewerID", "asin").orderBy(F.col("contribution").desc(), "because_asin")
     because = (
         top.select("reviewerID", "asin")
-        .join(rated.withColumnRenamed("asin", "because_asin"), "reviewerID")
+        .join(liked, "reviewerID")
         .join(factors.withColumnRenamed("vector", "item_vector"), "asin")
         .join(
             factors.withColumnRenamed("asin", "because_asin").withColumnRenamed("vector", "rated_vector"),
             "because_asin",
         )
-        .withColumn("similarity", cosine("item_vector", "rated_vector"))
-        .withColumn("_closest", F.row_number().over(closest_first))
-        .where("_closest = 1")
+        .withColumn("contribution", F.col("weight") * cosine("item_vector", "rated_vector"))
+        .withColumn("_strongest", F.row_number().over(strongest))
+        .where("_strongest = 1")
         .select("reviewerID", "asin", "because_asin")
     )
     titles = products.select(F.col("asin").alias("because_asin"), F.col("title").alias("because_title"))
@@ -154,7 +161,9 @@ def recommendation_documents(
         top.join(because, ["reviewerID", "asin"], "left")
         .join(products, "asin", "left")
         .join(titles, "because_asin", "left")
-        .withColumn("because", F.concat(F.lit(BECAUSE_PREFIX), F.coalesce("because_title", "because_asin")))
+        .withColumn(  # null, like because_asin, when nothing the reviewer liked explains it
+            "because", F.concat(F.lit(BECAUSE_PREFIX), F.coalesce("because_title", "because_asin"))
+        )
     )
     return conform(
         _lists(items, "reviewerID").select(

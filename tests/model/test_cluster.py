@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def _published(db: Database[mongo.Document]) -> dict[str, Recommendations]:
 def test_the_model_job_on_a_cluster_publishes_what_local_publishes(
     published: Published, cluster: SparkClusterService, model_settings: Settings, real_data_dir: Path, tmp_path: Path
 ) -> None:
-    database = f"{model_settings.mongo_db}_cluster"
+    # A name of this run's own: the state folder's Dagster instance keeps the runs of earlier sessions.
+    database = f"{model_settings.mongo_db}_cluster_{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "RECSYS_SPARK_MASTER": cluster.url,

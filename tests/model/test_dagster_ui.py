@@ -22,7 +22,6 @@ from recsys_cli.pipeline import INSTANCE_YAML
 from recsys_core.settings import PROJECT_ROOT
 from tests.model.conftest import Published
 from tests.web.conftest import ARTIFACTS, unused_port
-from tests.web.test_browser import browser  # noqa: F401  # the Chromium fixture
 
 EVALUATION = "model_evaluation"
 
@@ -72,7 +71,7 @@ def _text(driver: WebDriver) -> str:
 
 def test_the_ui_shows_the_asset_graph_and_the_evaluation_metrics_table(
     dagster_ui: str,
-    browser: WebDriver,  # noqa: F811  # the fixture imported above
+    browser: WebDriver,  # the fixture imported above
     published: Published,
 ) -> None:
     wait = WebDriverWait(browser, 90, poll_frequency=0.5)

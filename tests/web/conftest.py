@@ -8,8 +8,6 @@ import json
 import queue
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -385,38 +383,3 @@ def get_json(url: str) -> tuple[int, Any]:
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
-
-
-@pytest.fixture
-def run_server(
-    db: Database[mongo.Document], request: pytest.FixtureRequest
-) -> Iterator[Callable[[list[str], int], str]]:
-    """Run ``python <args>`` serving on ``port`` (log in artifacts/); returns the base URL once
-    /healthz answers. Stopped with SIGTERM at the end, as a process manager would."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def run(args: list[str], port: int) -> str:
-        log_path = ARTIFACTS / f"server-{request.node.name}-{len(procs)}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the server exited; see {log_path}"
-            try:
-                get_json(f"{base}/healthz")
-                return base
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        raise AssertionError(f"the server did not answer within 30 s; see {log_path}")
-
-    yield run
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)

@@ -4,91 +4,16 @@ down, and frees its stream when it leaves. Screenshots go to artifacts/."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.web.conftest import ARTIFACTS, PASSWORD, TEST_CONFIG, Catalog, event_for, get_json, unused_port
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-# Without these, Chromium on a machine without internet hangs on its own network calls.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1100",
-)
-
-
-@pytest.fixture
-def start_server(run_server: Callable[[list[str], int], str]) -> Callable[..., str]:
-    """The app with the test config (and ``overrides``) under gunicorn; returns its base URL."""
-
-    def start(**overrides: Any) -> str:
-        port = unused_port()
-        config = {**TEST_CONFIG, "TESTING": False, "STREAM_HEARTBEAT_S": 0.5, **overrides}
-        return run_server(["-m", "tests.web.gunicorn_main", str(port), json.dumps(config)], port)
-
-    return start
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium and chromium-driver")
-        pytest.skip("apt-get install chromium chromium-driver to run the browser test")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(20)
-    driver.implicitly_wait(5)  # find_element waits for the next page after a submit
-    yield driver
-    driver.quit()
-
-
-def fill_and_submit(driver: WebDriver, **fields: str) -> None:
-    for name, value in fields.items():
-        driver.find_element(By.NAME, name).send_keys(value)
-    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-
-
-def register_and_log_in(driver: WebDriver, base: str, email: str, reviewer: str) -> None:
-    """Through the real forms, ending on /result."""
-    wait = WebDriverWait(driver, 15, poll_frequency=0.05)
-    driver.get(f"{base}/auth/register")
-    fill_and_submit(driver, email=email, password=PASSWORD, reviewerID=reviewer)
-    wait.until(lambda d: d.current_url.endswith("/auth/login"))
-    fill_and_submit(driver, email=email, password=PASSWORD)
-    wait.until(lambda d: d.current_url.endswith("/result"))
-
-
-def badge(driver: WebDriver) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, "#live [data-status]").text)
-
-
-def card_titles(driver: WebDriver) -> list[str]:
-    # One script call reads them all at once: the live script may replace the cards meanwhile.
-    script = "return Array.from(document.querySelectorAll('#top5 .card .title'), e => e.textContent)"
-    return list(driver.execute_script(script))
+from tests.web.browser import badge, card_titles, register_and_log_in
+from tests.web.conftest import ARTIFACTS, Catalog, event_for, get_json, unused_port
 
 
 def test_browser_sees_top_5_and_live_events(start_server, browser: WebDriver, catalog: Catalog, publish) -> None:

@@ -1,0 +1,428 @@
+"""Real time: how soon a shopper's interaction changes their list, and how many events one updater keeps up with.
+
+    python -m benchmarks.bench_realtime [--events 1000] [--users 120] [--rate 50] [--items 100000]
+
+On the configured services (``recsys services up``), in a database and topics of its own:
+
+1. **Latency.** The real ``recsys updater`` and ``recsys serve`` run as processes. Interactions
+   from ``--users`` reviewers are produced at ``--rate`` events/s. For each event it measures
+   the time until the reviewer's new list is readable in MongoDB (a change stream on
+   ``recommendations``, the document the API returns) and, for the reviewers whose
+   ``/stream`` is open (as many as one web worker allows), until the list arrives on it.
+   The anchor, in the same run: bare produce -> consume of the same number of messages at the
+   same rate on the same broker.
+2. **Throughput.** A backlog of ``--backlog`` events over a catalogue of ``--items`` products
+   is drained by one updater; events/s from its first stored event to its last, beside a
+   bare consumer reading the same backlog.
+
+Writes ``benchmarks/results/realtime.json``, ``realtime.png`` (latency distributions) and the
+real-time section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import TopicPartition
+from werkzeug.security import generate_password_hash
+
+from benchmarks.report import RESULTS, provenance, write_section
+from recsys_core import mongo, services
+from recsys_core.connections import kafka_consumer, kafka_producer, project_database
+from recsys_core.contract import Interaction, ItemFactor, Product, stored_time
+from recsys_core.services.kafka import ensure_topics
+from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
+
+RANK = 10
+PASSWORD = "benchmark password 1"  # noqa: S105 - the bench accounts' password
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    values = np.asarray(seconds) * 1000
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(values, 50)), 1),
+        "p99_ms": round(float(np.percentile(values, 99)), 1),
+    }
+
+
+def _bench_settings(base: Settings) -> Settings:
+    """A database, topics and a consumer group of this run's own (the topics are created)."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = base.model_copy(
+        update={
+            "mongo_db": f"{base.mongo_db}_bench_realtime",
+            "topic_interactions": f"bench-interactions-{suffix}",
+            "topic_recommendations": f"bench-recommendations-{suffix}",
+            "topic_dead_letters": f"bench-dead-letters-{suffix}",
+            "updater_group_id": f"bench-updater-{suffix}",
+        }
+    )
+    ensure_topics(settings.effective_kafka_bootstrap, settings.topics, settings.topic_partitions)
+    return settings
+
+
+def _seed(settings: Settings, items: int, users: int) -> list[str]:
+    """A served model of ``items`` random implicit factors, their products, and ``users`` site reviewers."""
+    db = project_database(settings)
+    db.client.drop_database(db.name)
+    vectors = np.random.default_rng(1).normal(scale=0.3, size=(items, RANK))
+    now = datetime.now(UTC)
+    factors = [
+        ItemFactor(
+            asin=f"B{i:09d}",
+            vector=vectors[i].tolist(),
+            item_bias=0.0,
+            model_version="bench",
+            rank=RANK,
+            reg_param=0.1,
+            implicit_prefs=True,
+            alpha=10.0,
+            global_mean=4.2,
+            bias_damping=5.0,
+            updated_at=now,
+        ).to_document()
+        for i in range(items)
+    ]
+    for start in range(0, items, 10_000):
+        db[ItemFactor.collection].insert_many(factors[start : start + 10_000])
+        db[Product.collection].insert_many(
+            [
+                Product(
+                    asin=f"B{i:09d}",
+                    title=f"Product {i}",
+                    image=None,
+                    price=10.0,
+                    main_cat="Bench",
+                    source_category="Bench",
+                ).to_document()
+                for i in range(start, min(items, start + 10_000))
+            ]
+        )
+    reviewers = [f"web-{uuid.uuid4().hex[:16]}" for _ in range(users)]
+    db[mongo.USERS].insert_many([{"email": f"{r}@bench.example", "reviewerID": r} for r in reviewers])
+    db.client.close()
+    return reviewers
+
+
+@contextmanager
+def _process(command: list[str], settings: Settings, log: Path, ready: Any, what: str) -> Iterator[None]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            env=settings.environment() | {"PATH": "/usr/bin:/bin"},
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start; see {log}")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def _updater(settings: Settings, home: Path) -> Any:
+    ready = home / f"updater-{uuid.uuid4().hex}.ready"
+    command = [sys.executable, "-m", "recsys_cli", "updater", "--ready-file", str(ready)]
+    return _process(command, settings, home / "updater.log", ready.exists, "the updater")
+
+
+def _web(settings: Settings, home: Path, port: int) -> Any:
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    # The app alone (``recsys serve`` would also start the managed updater, a second one in the group).
+    command = [sys.executable, "-c", f"from recsys_web.server import serve; serve(port={port}, threads=16)"]
+    return _process(command, settings, home / "web.log", answers, "the web app")
+
+
+class StreamWatcher:
+    """One shopper's ``/stream``, logged in through the real forms, noting when each new list arrives."""
+
+    def __init__(self, base: str, reviewer: str) -> None:
+        self.reviewer = reviewer
+        self.arrivals: list[tuple[float, datetime]] = []
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self._post(base, "/auth/login", {"email": f"{reviewer}@bench.example", "password": PASSWORD})
+        self.response = self.opener.open(f"{base}/stream", timeout=600)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _post(self, base: str, path: str, form: dict[str, str]) -> None:
+        page = self.opener.open(f"{base}{path}", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        body = urllib.parse.urlencode({**form, "csrf_token": token.group(1)}).encode()
+        self.opener.open(f"{base}{path}", data=body, timeout=30).read()
+
+    def _read(self) -> None:
+        event = None
+        for raw in self.response:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "recommendations":
+                self.arrivals.append((time.time(), datetime.fromisoformat(json.loads(line[6:])["ts"])))
+
+
+def _first_at_or_after(arrivals: list[tuple[float, datetime]], ts: datetime) -> float | None:
+    return next((when for when, as_of in arrivals if as_of >= stored_time(ts)), None)
+
+
+def measure_latency(settings: Settings, events: int, users: int, rate: float, home: Path) -> dict[str, Any]:
+    reviewers = _seed(settings, items=10_000, users=users)
+    db = project_database(settings)
+    port = 8765
+    db[mongo.USERS].update_many({}, {"$set": {"password_hash": generate_password_hash(PASSWORD)}})
+    listed: dict[str, list[tuple[float, datetime]]] = {r: [] for r in reviewers}
+    stop = threading.Event()
+
+    def watch_lists() -> None:
+        with db[mongo.RECOMMENDATIONS].watch(full_document="updateLookup") as changes:
+            while not stop.is_set():
+                change = changes.try_next()
+                if change is None:
+                    time.sleep(0.002)
+                    continue
+                document = change.get("fullDocument") or {}
+                if document.get("reviewerID") in listed:
+                    listed[document["reviewerID"]].append((time.time(), document["updated_at"]))
+
+    with _updater(settings, home), _web(settings, home, port):
+        watcher = threading.Thread(target=watch_lists, daemon=True)
+        watcher.start()
+        streams = [StreamWatcher(f"http://127.0.0.1:{port}", r) for r in reviewers[:6]]
+        time.sleep(2)  # every stream is assigned its partitions
+        producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=10_000)
+        sent: list[tuple[Interaction, float]] = []
+        rng = np.random.default_rng(2)
+        started = time.monotonic()
+        for n in range(events):
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+            event = Interaction(
+                event_id=uuid.uuid4().hex,
+                reviewerID=reviewers[n % users],
+                asin=f"B{int(rng.integers(10_000)):09d}",
+                kind="rate",
+                rating=float(rng.integers(1, 6)),
+                ts=datetime.now(UTC),
+            )
+            producer.produce(settings.topic_interactions, key=event.message_key(), value=event.encode())
+            producer.poll(0)
+            sent.append((event, time.time()))
+        producer.flush(10)
+        time.sleep(3)
+        stop.set()
+        watcher.join(5)
+    readable = [w - at for e, at in sent if (w := _first_at_or_after(listed[e.reviewerID], e.ts)) is not None]
+    on_stream = [
+        w - at
+        for s in streams
+        for e, at in sent
+        if e.reviewerID == s.reviewer and (w := _first_at_or_after(s.arrivals, e.ts)) is not None
+    ]
+    db.client.close()
+    return {
+        "readable": _percentiles(readable),
+        "sse": _percentiles(on_stream),
+        "missing_readable": len(sent) - len(readable),
+        "samples": {"readable": readable, "sse": on_stream},
+    }
+
+
+def bare_kafka(settings: Settings, events: int, rate: float) -> list[float]:
+    """The anchor: produce -> consume of ``events`` small messages at ``rate`` on the same broker."""
+    topic = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings.effective_kafka_bootstrap, [topic], settings.topic_partitions)
+    consumer = kafka_consumer(settings.effective_kafka_bootstrap, f"bench-bare-{uuid.uuid4().hex}")
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.topic_partitions)])
+    received: list[float] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set() or len(received) < events:
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                received.append(time.time() - float(message.value() or b"0"))
+            if stop.is_set() and len(received) >= events:
+                return
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    time.sleep(1)
+    producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=10_000)
+    started = time.monotonic()
+    for n in range(events):
+        time.sleep(max(0.0, started + n / rate - time.monotonic()))
+        producer.produce(topic, key=f"u{n % 100}".encode(), value=repr(time.time()).encode())
+        producer.poll(0)
+    producer.flush(10)
+    stop.set()
+    thread.join(30)
+    consumer.close()
+    return received
+
+
+def measure_throughput(settings: Settings, items: int, backlog: int, home: Path) -> dict[str, Any]:
+    reviewers = _seed(settings, items=items, users=1000)
+    producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=30_000)
+    rng = np.random.default_rng(3)
+    for n in range(backlog):
+        rated = n % 3 > 0  # two ratings to a click
+        event = Interaction(
+            event_id=uuid.uuid4().hex,
+            reviewerID=reviewers[int(rng.integers(len(reviewers)))],
+            asin=f"B{int(rng.integers(items)):09d}",
+            kind="rate" if rated else "click",
+            rating=float(rng.integers(1, 6)) if rated else None,
+            ts=datetime.now(UTC),
+        )
+        producer.produce(settings.topic_interactions, key=event.message_key(), value=event.encode())
+        producer.poll(0)
+    producer.flush(30)
+
+    consumer = kafka_consumer(settings.effective_kafka_bootstrap, f"bench-bare-{uuid.uuid4().hex}")
+    consumer.assign([TopicPartition(settings.topic_interactions, p, 0) for p in range(settings.topic_partitions)])
+    started, read = time.monotonic(), 0
+    while read < backlog:
+        read += len([m for m in consumer.consume(500, timeout=1.0) if m.error() is None])
+    bare_s = time.monotonic() - started
+    consumer.close()
+
+    db = project_database(settings)
+    stored = db[Interaction.collection]
+    with _updater(settings, home):
+        deadline = time.monotonic() + 1800
+        while stored.count_documents({}) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = time.monotonic()
+        while stored.count_documents({}) < backlog and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drained_s = time.monotonic() - first
+    db.client.close()
+    return {
+        "items": items,
+        "backlog": backlog,
+        "updater_events_per_s": round(backlog / drained_s),
+        "bare_consume_events_per_s": round(backlog / bare_s),
+    }
+
+
+def _plot(latency: dict[str, Any], bare_samples: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for label, samples in (
+        ("bare Kafka produce -> consume", bare_samples),
+        ("interaction -> list readable (MongoDB)", latency["samples"]["readable"]),
+        ("interaction -> list on /stream", latency["samples"]["sse"]),
+    ):
+        if samples:
+            values = np.sort(np.asarray(samples) * 1000)
+            ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=label)
+    ax.axvline(1000, color="grey", linestyle=":", label="goal: 1 s")
+    ax.set(xscale="log", xlabel="milliseconds", ylabel="share of events", title="real-time latency")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "realtime.png", dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=120)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--backlog", type=int, default=5000)
+    args = parser.parse_args()
+    base = get_settings()
+    services.up(base)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    home = RESULTS / "realtime-logs"
+    home.mkdir(exist_ok=True)
+
+    settings = _bench_settings(base)
+    bare_samples = bare_kafka(settings, args.events, args.rate)
+    bare = _percentiles(bare_samples)
+    latency = measure_latency(settings, args.events, args.users, args.rate, home)
+    throughput = measure_throughput(_bench_settings(base), args.items, args.backlog, home)
+    _plot(latency, bare_samples)
+
+    rows = [
+        ("interaction -> new list readable (MongoDB, what the API returns)", latency["readable"], "reported"),
+        ("interaction -> new list on the reviewer's /stream", latency["sse"], "p99 < 1000 ms"),
+    ]
+    table = [
+        "| figure | p50 ms | p99 ms | events | anchor: bare Kafka produce -> consume p99 ms | ratio (p99) | goal |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, figure, goal in rows:
+        ratio = figure["p99_ms"] / bare["p99_ms"]
+        print(
+            f"{name}: p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms | bare Kafka p99 {bare['p99_ms']} ms "
+            f"| {ratio:.1f}x"
+        )
+        table.append(
+            f"| {name} | {figure['p50_ms']} | {figure['p99_ms']} | {figure['n']} | {bare['p99_ms']} | {ratio:.1f}x "
+            f"| {goal} |"
+        )
+    per_s, bare_per_s = throughput["updater_events_per_s"], throughput["bare_consume_events_per_s"]
+    print(
+        f"updater: {per_s:,} events/s on {args.items:,} items | bare consume {bare_per_s:,} events/s "
+        f"| {per_s / bare_per_s:.2f}x"
+    )
+    summary = {
+        "bare_kafka": bare,
+        "latency": {k: v for k, v in latency.items() if k != "samples"},
+        "throughput": throughput,
+        "args": vars(args),
+    }
+    (RESULTS / "realtime.json").write_text(json.dumps(summary, indent=2))
+    what = f"{args.events:,} ratings from {args.users} reviewers at {args.rate:g}/s; throughput on {args.items:,} items"
+    lines = [
+        provenance(what),
+        "",
+        *table,
+        "",
+        "| figure | events/s | anchor: bare consume of the same backlog, events/s | ratio | goal |",
+        "|---|---:|---:|---:|---|",
+        f"| one updater draining {args.backlog:,} events over {args.items:,} items | {per_s:,} | {bare_per_s:,} "
+        f"| {per_s / bare_per_s:.2f}x | ≥ 500 |",
+        "",
+        "![real-time latency](benchmarks/results/realtime.png)",
+    ]
+    write_section("realtime", lines, "## Real time (`benchmarks/bench_realtime.py`)")
+
+
+if __name__ == "__main__":
+    main()
