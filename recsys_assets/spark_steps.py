@@ -144,9 +144,9 @@ def _failure(exc: Exception, watch: _Watch) -> Failure | None:
     stage, cause = logged or (None, None)
     chain = _java_chain(exc)
     if stage is None:
-        found = _STAGE.search("\n".join([str(exc), *chain]))
+        found = _STAGE.search("\n".join([_message(exc), *chain]))
         stage = int(found[1]) if found else None
-    root = cause or (chain[-1] if chain else f"{type(exc).__name__}: {exc}")
+    root = cause or (chain[-1] if chain else f"{type(exc).__name__}: {_message(exc)}")
     root = _python_error(root)
     name = watch.stage_names.get(stage) or _stage_name(stage) if stage is not None else None
     where = f"stage {stage}" + (f" ({name})" if name else "")
@@ -158,11 +158,19 @@ def _failure(exc: Exception, watch: _Watch) -> Failure | None:
         "root_cause": root,
         "stage": where if stage is not None else "none (driver)",
         "spark_master": watch.master,
-        "raised": MetadataValue.text(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"),
+        "raised": MetadataValue.text(f"{type(exc).__name__}: {(_message(exc).strip().splitlines() or [''])[0]}"),
     }
     if hint:
         metadata["hint"] = hint
     return Failure(description=description, metadata=metadata)
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``; a Py4J error asks the JVM for it, so if the JVM died meanwhile, what Python holds."""
+    try:
+        return str(exc)
+    except (Py4JError, ConnectionError):
+        return str(getattr(exc, "errmsg", "")) or "(the JVM died before it could say)"
 
 
 def _stage_name(stage: int) -> str | None:

@@ -30,9 +30,10 @@ class EvaluationConfig(Config):
 def _metrics_table(metrics: dict[str, ev.Metrics]) -> TableMetadataValue:
     """One row per metric, one column per method: the model against every baseline (empty: not defined)."""
     names = list(next(iter(metrics.values())))
+    rounded = [{name: None if v is None else round(v, 4) for name, v in values.items()} for values in metrics.values()]
     return table(
         {"metric": "string", **dict.fromkeys(metrics, "float")},
-        ([name, *(values.get(name) for values in metrics.values())] for name in names),
+        ([name, *(values.get(name) for values in rounded)] for name in names),
     )
 
 
