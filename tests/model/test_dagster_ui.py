@@ -71,7 +71,7 @@ def _text(driver: WebDriver) -> str:
 
 def test_the_ui_shows_the_asset_graph_and_the_evaluation_metrics_table(
     dagster_ui: str,
-    browser: WebDriver,  # the fixture imported above
+    browser: WebDriver,  # tests/web/browser.py, loaded as a plugin
     published: Published,
 ) -> None:
     wait = WebDriverWait(browser, 90, poll_frequency=0.5)
