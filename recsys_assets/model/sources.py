@@ -51,6 +51,15 @@ SITE_CATEGORY = "site"
 
 
 def read_collection(spark: SparkSession, database: MongoResource, collection: str, schema: StructType) -> DataFrame:
+    """The collection as a frame of ``schema``; an empty one is read without the connector.
+
+    The connector's default partitioner samples the collection to size its partitions and
+    fails on one that exists but is empty (``$bucketAuto`` with 0 buckets), as ``interactions``
+    is until the first shopper acts.
+    """
+    with database.db() as db:
+        if db[collection].find_one({}, {"_id": 1}) is None:
+            return spark.createDataFrame([], schema)
     return (
         spark.read.format("mongodb")
         .options(**database.spark_options())

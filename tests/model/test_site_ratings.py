@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from recsys_assets.model.handles import ModelHandle, RatingsHandle
 from recsys_assets.model.orchestration import RetrainPolicy, retrain_on_site_ratings
+from recsys_assets.model.sources import read_site_ratings
 from recsys_assets.model.training import load_model
 from recsys_assets.resources import MongoResource
 from recsys_core import mongo
@@ -69,3 +70,16 @@ def test_site_ratings_are_in_the_next_training_ratings_and_model(isolated: Pipel
     assert [(r["asin"], r["overall"], r["category"], r["split"]) for r in mine] == [(asin, 5.0, "All_Beauty", "train")]
     model = load_model(isolated.model_store(), spark, handle(result, "als_model", ModelHandle).uri)
     assert shopper in model.user_indexer.labels
+
+
+def test_an_empty_interactions_collection_reads_as_no_site_ratings(db, running_services, spark: SparkSession) -> None:
+    """As on a fresh deployment: the updater has created the collection, and nobody has acted yet."""
+    mongo.ensure_collection(db, mongo.INTERACTIONS)
+    resource = MongoResource(uri=running_services.effective_mongo_uri, database=db.name, timeout_ms=5000)
+    assert read_site_ratings(spark, resource).count() == 0
+    db[Interaction.collection].insert_one(_interaction("web-c", "B9").to_document())
+    db[mongo.REVIEWS].insert_one({"_id": "r1", "category": "Toys", "reviewerID": "A1", "asin": "B9", "overall": 3.0})
+    rows = [
+        (r["reviewerID"], r["asin"], r["overall"], r["category"]) for r in read_site_ratings(spark, resource).collect()
+    ]
+    assert rows == [("web-c", "B9", 5.0, "Toys")]
