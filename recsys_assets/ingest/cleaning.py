@@ -9,7 +9,8 @@ Cleaning a text:
    until nothing changes, in a pandas UDF that only receives the texts holding a ``&``;
 2. replaces each tag, closed or not, with a space, so no entity or tag can be formed by
    joining the text around it; a ``<`` not followed by a tag name (``5 < 6``) stays;
-3. collapses Unicode white space (``&nbsp;`` included) and trims it;
+3. collapses Unicode white space (``&nbsp;`` included) and control characters to one space,
+   and trims it;
 4. makes a text that is then empty, or that only says "missing" (``None``, ``nan``, ``[]``), null.
 
 The result is a fixed point: cleaning a cleaned text changes nothing.
@@ -32,9 +33,10 @@ from pyspark.sql.pandas.functions import pandas_udf
 TAG = r"</?[A-Za-z!][^<>]*>?"
 # Texts that stand for a missing value in the source files (matched whole, ignoring case).
 MISSING = r"none|null|nan|n/a|\[\]|\{\}"
-_BLANK_OR_MISSING = rf"(?iU)^\s*({MISSING})?\s*$"
-_SPACE = r"(?U)\s+"
-_EDGE_SPACE = r"(?U)^\s+|\s+$"
+# Unicode white space and control characters: both only ever separate words in these texts.
+_SPACE_CHAR = r"[\s\p{Cc}]"
+_SPACE = rf"(?U){_SPACE_CHAR}+"
+_BLANK_OR_MISSING = rf"(?iU)^{_SPACE_CHAR}*({MISSING})?{_SPACE_CHAR}*$"
 
 
 def unescape(text: str) -> str:
@@ -70,7 +72,7 @@ def present(raw: Column) -> Column:
 
 def _stripped(text: Column) -> Column:
     """Tags out, white space collapsed and trimmed; an empty or missing-value text is null."""
-    return present(F.regexp_replace(F.regexp_replace(F.regexp_replace(text, TAG, " "), _SPACE, " "), _EDGE_SPACE, ""))
+    return present(F.trim(F.regexp_replace(F.regexp_replace(text, TAG, " "), _SPACE, " ")))
 
 
 def clean_text(raw: Column) -> Column:

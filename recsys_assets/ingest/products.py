@@ -124,15 +124,13 @@ def _details(raw: Column) -> Column:
 
 
 def _wrong_types() -> list[tuple[Column, str]]:
-    def rule(name: str, wrong: Column) -> tuple[Column, str]:
-        return wrong, f"wrong_type:{name}"
-
-    raw = field
-    return [
-        *[rule(n, is_array(raw(n)) | is_object(raw(n))) for n in _SCALARS],
-        *[rule(n, is_object(raw(n))) for n in _LISTS],
-        *[rule(n, present(raw(n)).isNotNull() & ~is_object(raw(n))) for n in _OBJECTS],
-    ]
+    """Quarantine rules for source fields of the wrong JSON kind, e.g. an object for a title."""
+    wrong = {
+        **{name: is_array(field(name)) | is_object(field(name)) for name in _SCALARS},
+        **{name: is_object(field(name)) for name in _LISTS},
+        **{name: present(field(name)).isNotNull() & ~is_object(field(name)) for name in _OBJECTS},
+    }
+    return [(condition, f"wrong_type:{name}") for name, condition in wrong.items()]
 
 
 def parse_products(lines: DataFrame, category: str) -> DataFrame:
