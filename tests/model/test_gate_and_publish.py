@@ -1,4 +1,5 @@
-"""What may be published: the gate stops a worse model, an older model never replaces a newer one,
+"""What may be published: the gate stops a worse model, any iteration count trains, an older model never
+replaces a newer one,
 a model is never evaluated on ratings it was not trained on, a crashed publish changes nothing,
 and only one model run holds the store at a time."""
 
@@ -66,6 +67,15 @@ def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(isolated: P
     assert "failed the gate" in _failures(alone)
     assert not alone.get_asset_materialization_events()
     assert _snapshot(isolated) == before
+
+
+def test_any_iteration_count_trains_with_checkpoints(isolated: Pipeline) -> None:
+    """30 iterations overflow the JVM stack without a checkpoint folder; checkpoints are scratch, deleted after."""
+    result = isolated.run(["als_model"], als_model={"max_iter": 30})
+    assert result.success, _failures(result)
+    version = handle(result, "als_model", ModelHandle).version
+    assert (isolated.store / version / "model" / "model.json").exists()
+    assert not (isolated.store / version / "checkpoints").exists()
 
 
 def test_too_little_data_to_judge_publishes_with_a_warning(isolated: Pipeline) -> None:
