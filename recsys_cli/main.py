@@ -62,7 +62,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _is_summary_value(key: str, value: object) -> bool:
-    """Counts, names and paths, but not each metric of each baseline (those are in the UI and the plots)."""
+    """Counts, names and paths, and the gate's decision in full, but not each metric of each baseline
+    (those are in the UI and the plots)."""
+    if key == "gate_decision":
+        return True
     shown = "/" not in key or key == "dagster/row_count"
     return shown and isinstance(value, int | float | str) and len(str(value)) < 100
 

@@ -42,8 +42,11 @@ HTTP_URL = r"^https?://"
 
 KEY_SEPARATOR = ":"
 
-Source = Literal["batch", "online"]
-ImpressionSource = Literal["batch", "online", "popular"]
+BaselineSource = Literal["popularity", "user_item_bias"]
+"""A batch list from a baseline, named as the evaluation names it: the model failed the gate."""
+Source = Literal["batch", "online", BaselineSource]
+"""Where a reviewer's list comes from: the model ("batch"), its online fold-in, or a baseline."""
+ImpressionSource = Literal[Source, "popular"]
 Surface = Literal["page", "api"]
 InteractionKind = Literal["rate", "click", "view"]
 
@@ -148,6 +151,7 @@ class Recommendations(MongoDocument):
     model_version: NonEmpty
     source: Source
     updated_at: AwareDatetime
+    gate_decision: str | None = None  # why a baseline serves this list (the model failed the gate); else None
 
 
 class PopularItem(MongoDocument):

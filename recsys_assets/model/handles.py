@@ -22,7 +22,7 @@ from dagster import (
 )
 from pydantic import BaseModel, ConfigDict
 
-from recsys_assets.model.evaluation import GateStatus, GateVerdict
+from recsys_assets.model.evaluation import MODEL, POPULARITY, GateStatus, GateVerdict
 
 HANDLE = "handle"
 
@@ -65,16 +65,28 @@ class ModelHandle(Handle):
 
 
 class EvaluationHandle(Handle):
-    """The model's held-out evaluation and the gate's verdict on it."""
+    """The model's held-out evaluation, the gate's verdict on it, and the baseline serving if it fails."""
 
     uri: str
     model: ModelHandle
     gate_status: GateStatus
     gate_reasons: list[str]
+    fallback: str = POPULARITY  # the default reads handles recorded before there was a choice
 
     @property
     def publishable(self) -> bool:
         return GateVerdict(self.gate_status, self.gate_reasons).publishable
+
+    @property
+    def serves(self) -> str:
+        """What the reviewers' lists come from: the model when the gate lets it through, else the best baseline."""
+        return MODEL if self.publishable else self.fallback
+
+    @property
+    def decision(self) -> str:
+        """The gate's decision in one line, for metadata, the CLI summary and the logs."""
+        reasons = f": {'; '.join(self.gate_reasons)}" if self.gate_reasons else ""
+        return f"gate {self.gate_status}, lists from {self.serves}{reasons}"
 
 
 class HandleIOManager(ConfigurableIOManager):

@@ -19,8 +19,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_assets.documents import conform, contract_struct
+from recsys_assets.model.evaluation import MODEL, baseline_scores
 from recsys_assets.model.features import TRAIN
-from recsys_assets.model.ranking import ItemFactorTable, cosine, dot, model_top_k
+from recsys_assets.model.ranking import ItemFactorTable, cosine, dot, global_top_k, model_top_k
 from recsys_assets.model.training import TrainedModel
 from recsys_assets.resources import MongoResource
 from recsys_core import mongo
@@ -125,19 +126,52 @@ def batch_events(db: Database[mongo.Document], version: str, batch_size: int = 1
 
 
 def recommendation_documents(
-    model: TrainedModel, ratings: DataFrame, products: DataFrame, k: int, updated_at: datetime
+    model: TrainedModel, ratings: DataFrame, products: DataFrame, k: int, updated_at: datetime, serves: str, gate: str
 ) -> DataFrame:
-    """One document per training reviewer: the top ``k`` unrated items, each with a reason.
+    """One document per training reviewer: the top ``k`` unrated items of what ``serves``.
 
-    The reason is the training item the reviewer liked (rated at least ``LIKED_RATING``) that
-    contributes most to the recommendation: its rating times its cosine similarity to the
-    recommended item in the ranking head's factor space, as the online updater explains its
-    lists (``recsys_core.scoring.reasons``). A reviewer who liked nothing gets no reason.
+    ``serves`` is the model (source "batch"), whose items each carry a reason, or a baseline
+    named as the evaluation names it (the source), whose one global order has no reason; such
+    a list also carries ``gate``, the gate's decision that put the baseline there.
     """
     rated = ratings.select("reviewerID", "asin")
     train = ratings.where(F.col("split") == TRAIN)
     reviewers = train.select("reviewerID").distinct()
-    top = model.recommend(reviewers, rated, k)
+    if serves == MODEL:
+        items = _explained(model, model.recommend(reviewers, rated, k), train)
+        source, decision = F.lit("batch"), F.lit(None).cast("string")
+    else:
+        top = global_top_k(reviewers, rated, baseline_scores(model, train)[serves], k)
+        items = top.withColumn("because_asin", F.lit(None).cast("string"))
+        source, decision = F.lit(serves), F.lit(gate)
+    titles = products.select(F.col("asin").alias("because_asin"), F.col("title").alias("because_title"))
+    shown = (
+        items.join(products, "asin", "left")
+        .join(titles, "because_asin", "left")
+        .withColumn(  # null, like because_asin, when nothing the reviewer liked explains it
+            "because", F.concat(F.lit(BECAUSE_PREFIX), F.coalesce("because_title", "because_asin"))
+        )
+    )
+    return conform(
+        _lists(shown, "reviewerID").select(
+            "reviewerID",
+            "items",
+            F.lit(model.version).alias("model_version"),
+            source.alias("source"),
+            F.lit(updated_at).alias("updated_at"),
+            decision.alias("gate_decision"),
+        ),
+        Recommendations,
+    )
+
+
+def _explained(model: TrainedModel, top: DataFrame, train: DataFrame) -> DataFrame:
+    """``top`` with ``because_asin``: the training item the reviewer liked that contributes most to each item.
+
+    Liked means rated at least ``LIKED_RATING``; the contribution is its rating times its cosine
+    similarity to the recommended item in the ranking head's factor space, as the online
+    updater explains its lists (``recsys_core.scoring.reasons``). Null when nothing liked explains it.
+    """
     liked = train.where(F.col("overall") >= LIKED_RATING).select(
         "reviewerID", F.col("asin").alias("because_asin"), F.col("overall").alias("weight")
     )
@@ -156,25 +190,7 @@ def recommendation_documents(
         .where("_strongest = 1")
         .select("reviewerID", "asin", "because_asin")
     )
-    titles = products.select(F.col("asin").alias("because_asin"), F.col("title").alias("because_title"))
-    items = (
-        top.join(because, ["reviewerID", "asin"], "left")
-        .join(products, "asin", "left")
-        .join(titles, "because_asin", "left")
-        .withColumn(  # null, like because_asin, when nothing the reviewer liked explains it
-            "because", F.concat(F.lit(BECAUSE_PREFIX), F.coalesce("because_title", "because_asin"))
-        )
-    )
-    return conform(
-        _lists(items, "reviewerID").select(
-            "reviewerID",
-            "items",
-            F.lit(model.version).alias("model_version"),
-            F.lit("batch").alias("source"),
-            F.lit(updated_at).alias("updated_at"),
-        ),
-        Recommendations,
-    )
+    return top.join(because, ["reviewerID", "asin"], "left")
 
 
 def _lists(items: DataFrame, key: str) -> DataFrame:

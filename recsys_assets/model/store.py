@@ -106,6 +106,10 @@ class ModelStore(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's g
             files.delete(self.uri(version))
         return doomed
 
+    def delete(self, spark: SparkSession, uri: str) -> None:
+        """Delete ``uri`` and everything under it."""
+        _HadoopFiles(spark, uri).delete(uri)
+
     def version_of(self, uri: str) -> str | None:
         """The run folder of this store that ``uri`` lies in; None for a URI elsewhere."""
         prefix = _as_uri(self.base_uri).rstrip("/") + "/"

@@ -48,6 +48,12 @@ class AlsParams(Config):
     rank: int = Field(default=10, ge=1)
     reg_param: float = Field(default=0.1, ge=0.0)
     max_iter: int = Field(default=10, ge=1)
+    checkpoint_interval: int = Field(
+        default=10,
+        ge=1,
+        description="ALS checkpoints its factors every this many iterations (into the run's checkpoint folder), "
+        "so a long lineage never overflows the JVM's stack.",
+    )
     implicit_prefs: bool = Field(default=True, description="Rank with an implicit-feedback ALS head.")
     alpha: float = Field(default=10.0, ge=0.0, description="Confidence scale of the implicit head.")
     seed: int = 42
@@ -83,6 +89,7 @@ def _als(params: AlsParams, blocks: int, prediction_col: str, **kwargs: Any) -> 
         maxIter=params.max_iter,
         seed=params.seed,
         nonnegative=params.nonnegative,
+        checkpointInterval=params.checkpoint_interval,
         coldStartStrategy="drop",
         **kwargs,
     )

@@ -1,21 +1,25 @@
-"""What may be published: the gate stops a worse model, an older model never replaces a newer one,
+"""What may be published: a worse model's reviewers get the best baseline's lists, the popular lists are
+published on their own checks, any iteration count trains, an older model never replaces a newer one,
 a model is never evaluated on ratings it was not trained on, a crashed publish changes nothing,
 and only one model run holds the store at a time."""
 
 from __future__ import annotations
+
+from collections import Counter, defaultdict
 
 import pytest
 from dagster import AssetMaterialization, ExecuteInProcessResult
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
-from recsys_assets.model.evaluation import BIAS, MODEL, POPULARITY, judge
+from recsys_assets.model.evaluation import BIAS, MODEL, POPULARITY, best_baseline, judge
+from recsys_assets.model.features import TRAIN
 from recsys_assets.model.handles import HANDLE, EvaluationHandle, ModelHandle
 from recsys_assets.model.publishing import atomic_publish
 from recsys_assets.model.store import LEASE
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo
-from recsys_core.contract import ItemFactor, PopularItem, Recommendations
+from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
 from recsys_core.locks import Lease
 from tests.model.conftest import PUBLISHERS, Pipeline, handle
 
@@ -24,7 +28,11 @@ WORSE_MODEL = {"max_iter": 1, "rank": 1}
 
 
 def _snapshot(pipeline: Pipeline) -> dict[str, list[mongo.Document]]:
-    return {d.collection: list(pipeline.db[d.collection].find().sort("_id")) for d in SERVED}
+    return {d.collection: _documents(pipeline, d) for d in SERVED}
+
+
+def _documents(pipeline: Pipeline, document: type[MongoDocument]) -> list[mongo.Document]:
+    return list(pipeline.db[document.collection].find().sort("_id"))
 
 
 def _served_versions(pipeline: Pipeline) -> set[str]:
@@ -43,29 +51,74 @@ def _publish_session_model(pipeline: Pipeline) -> str:
     return EvaluationHandle.model_validate(pipeline.handles["model_evaluation"]).model.version
 
 
-def test_a_worse_model_is_stopped_by_the_gate_and_nothing_is_swapped(isolated: Pipeline) -> None:
+def _baseline_lists(spark: SparkSession, evaluation: EvaluationHandle, baseline: str) -> dict[str, list[str]]:
+    """Each training reviewer's first 5 unrated items of the baseline's global order, computed here from the data."""
+    ratings = [(r.reviewerID, r.asin, r.split) for r in spark.read.parquet(evaluation.model.ratings.uri).collect()]
+    if baseline == POPULARITY:
+        scores = dict(Counter(asin for _, asin, split in ratings if split == TRAIN))
+    else:
+        biases = spark.read.parquet(f"{evaluation.model.uri}/item_bias").collect()
+        scores = {row.asin: row.item_bias for row in biases}
+    order = sorted(scores, key=lambda asin: (-scores[asin], asin))
+    rated: dict[str, set[str]] = defaultdict(set)
+    for reviewer, asin, _ in ratings:
+        rated[reviewer].add(asin)
+    trained = {reviewer for reviewer, _, split in ratings if split == TRAIN}
+    return {reviewer: [asin for asin in order if asin not in rated[reviewer]][:TOP_K] for reviewer in trained}
+
+
+def test_a_worse_model_fails_the_gate_and_the_best_baseline_serves(isolated: Pipeline, spark: SparkSession) -> None:
+    """The run succeeds; the lists come from the better-ranking baseline, marked with it; the popular lists are
+    published; the failed model's factors and neighbours are not, so the last good model's stay."""
     _publish_session_model(isolated)
-    before = _snapshot(isolated)
-    assert all(before.values())
+    model_only = {d.collection: _documents(isolated, d) for d in (ItemFactor, SimilarProducts)}
+    assert all(model_only.values())
 
     result = isolated.run(["als_model", "model_evaluation", *PUBLISHERS], als_model=WORSE_MODEL)
 
-    gate = next(c for c in result.get_asset_check_evaluations() if c.check_name == "model_beats_baselines")
+    assert result.success, _failures(result)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    gate = checks["model_beats_baselines"]
     assert not gate.passed
-    assert gate.severity.value == "ERROR"
+    assert gate.severity.value == "WARN"
+    assert checks["popular_products_not_empty"].passed
+    assert checks["popular_products_cover_rated_categories"].passed
     materialised = materialisation_metadata(result)
-    assert set(materialised) == {"als_model", "model_evaluation"}
     evaluation = materialised["model_evaluation"]
     assert evaluation["gate_status"] == "fail"
     assert evaluation["model/rmse"] > evaluation["user_item_bias/rmse"]
-    assert _snapshot(isolated) == before
+    better = POPULARITY if evaluation["popularity/ndcg@10"] >= evaluation["user_item_bias/ndcg@10"] else BIAS
+    assert evaluation["lists_from"] == better
+    assert evaluation["gate_decision"].startswith(f"gate fail, lists from {better}: ")
+    assert materialised["top5_recommendations"]["gate_decision"] == evaluation["gate_decision"]
+    assert materialised["item_factors"]["published"] is False
 
-    # Run on their own, the publishers load the failed evaluation and still refuse it.
-    alone = isolated.run(PUBLISHERS)
-    assert not alone.success
-    assert "failed the gate" in _failures(alone)
-    assert not alone.get_asset_materialization_events()
-    assert _snapshot(isolated) == before
+    judged = handle(result, "model_evaluation", EvaluationHandle)
+    lists = [Recommendations.from_document(d) for d in isolated.db[Recommendations.collection].find()]
+    assert {(r.model_version, r.source, r.gate_decision) for r in lists} == {
+        (judged.model.version, better, evaluation["gate_decision"])
+    }
+    assert {r.reviewerID: [item.asin for item in r.items] for r in lists} == _baseline_lists(spark, judged, better)
+    assert set(isolated.db[PopularItem.collection].distinct("model_version")) == {judged.model.version}
+    assert {d.collection: _documents(isolated, d) for d in (ItemFactor, SimilarProducts)} == model_only
+
+
+def test_popular_lists_are_held_to_their_own_checks(isolated: Pipeline) -> None:
+    """No product with enough ratings: nothing to list, and the blocking checks say so."""
+    result = isolated.run(["popular_products"], popular_products={"min_ratings": 1_000_000_000})
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["popular_products_not_empty"].passed
+    assert not checks["popular_products_cover_rated_categories"].passed
+    assert "no list for: " in (checks["popular_products_cover_rated_categories"].description or "")
+
+
+def test_any_iteration_count_trains_with_checkpoints(isolated: Pipeline) -> None:
+    """30 iterations overflow the JVM stack without a checkpoint folder; checkpoints are scratch, deleted after."""
+    result = isolated.run(["als_model"], als_model={"max_iter": 30})
+    assert result.success, _failures(result)
+    version = handle(result, "als_model", ModelHandle).version
+    assert (isolated.store / version / "model" / "model.json").exists()
+    assert not (isolated.store / version / "checkpoints").exists()
 
 
 def test_too_little_data_to_judge_publishes_with_a_warning(isolated: Pipeline) -> None:
@@ -189,6 +242,14 @@ def test_gate_needs_both_wins(metrics: dict[str, dict[str, float | None]], statu
     verdict = judge(metrics, rating_rows=1000, ranking_users=1000, min_rating_rows=500, min_ranking_users=200)
     assert verdict.status == status
     assert verdict.publishable == (status == "pass")
+
+
+def test_the_best_ranking_baseline_serves_and_popularity_wins_a_tie() -> None:
+    assert best_baseline(_metrics(0.5, 0.4, 0.1, 0.5)) == POPULARITY
+    bias_ranks_better = _metrics(0.5, 0.4, 0.1, 0.5) | {BIAS: {"rmse": 0.4, "ndcg@10": 0.6}}
+    assert best_baseline(bias_ranks_better) == BIAS
+    tie = _metrics(0.5, 0.4, 0.1, 0.0)
+    assert best_baseline(tie) == POPULARITY
 
 
 def test_gate_warns_instead_of_judging_too_little_data() -> None:

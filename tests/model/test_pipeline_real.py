@@ -49,7 +49,12 @@ def _local(uri: str) -> Path:
 def test_every_asset_materialises_and_every_check_passes(published: Published) -> None:
     assert set(materialisation_metadata(published.result)) == ASSETS
     checks = {c.check_name: c for c in published.result.get_asset_check_evaluations()}
-    assert set(checks) == {"sample_matches_population", "model_beats_baselines"}
+    assert set(checks) == {
+        "sample_matches_population",
+        "model_beats_baselines",
+        "popular_products_not_empty",
+        "popular_products_cover_rated_categories",
+    }
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items()}
     for asset in ASSETS:
         assert isinstance(published.metadata(asset)["duration_s"], float)

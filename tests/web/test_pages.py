@@ -59,6 +59,22 @@ def test_links_of_a_personal_list_are_clicks(user_client, catalog: Catalog) -> N
     assert "popular-hint" not in page
 
 
+def test_a_baseline_list_says_which_baseline_and_why(user_client, catalog: Catalog, db) -> None:
+    """When the model failed the gate, the page names the baseline that serves and the gate's decision."""
+    decision = "gate fail, lists from popularity: NDCG@10 0.01 does not beat popularity's 0.02"
+    db[Recommendations.collection].update_one(
+        {"_id": catalog.reviewer}, {"$set": {"source": "popularity", "gate_decision": decision}}
+    )
+    page = user_client(catalog.reviewer).get("/result").get_data(as_text=True)
+    assert '<span data-field="source">popularity</span>' in page
+    assert "this list is the popularity baseline's" in page
+    assert decision in html.unescape(page)
+
+
+def test_a_model_list_has_no_gate_line(user_client, catalog: Catalog) -> None:
+    assert 'id="gate-hint"' not in user_client(catalog.reviewer).get("/result").get_data(as_text=True)
+
+
 def test_registration_gives_the_account_its_own_reviewer_identity(user_client, catalog: Catalog, db) -> None:
     client = user_client(None)
     account = client.get("/auth/account").get_data(as_text=True)

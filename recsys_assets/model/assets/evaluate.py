@@ -74,6 +74,7 @@ def model_evaluation(
     verdict = ev.judge(
         result.metrics, result.rating_rows, result.ranking_users, config.min_heldout_ratings, config.min_ranking_users
     )
+    fallback = ev.best_baseline(result.metrics)
     uri = model_store.uri(model_store.run_version, "evaluation")
     model_store.write_json(
         spark,
@@ -83,13 +84,15 @@ def model_evaluation(
             "metrics": result.metrics,
             "gate_status": verdict.status,
             "gate_reasons": verdict.reasons,
+            "fallback": fallback,
             "heldout_ratings": result.rating_rows,
             "ranking_users": result.ranking_users,
         },
     )
-    context.log.info(
-        f"{als_model.version}: gate {verdict.status} {verdict.reasons}\n{ev.metrics_markdown(result.metrics)}"
+    handle = EvaluationHandle(
+        uri=uri, model=als_model, gate_status=verdict.status, gate_reasons=verdict.reasons, fallback=fallback
     )
+    context.log.info(f"{als_model.version}: {handle.decision}\n{ev.metrics_markdown(result.metrics)}")
     figure = ev.evaluation_figure(result.metrics, f"model {als_model.version} vs baselines")
     flat = {
         f"{method}/{name}": value
@@ -97,13 +100,14 @@ def model_evaluation(
         for name, value in values.items()
         if value is not None
     }
-    handle = EvaluationHandle(uri=uri, model=als_model, gate_status=verdict.status, gate_reasons=verdict.reasons)
     return Output(
         handle,
         metadata={
             "model_version": als_model.version,
             "gate_status": verdict.status,
             "gate_reasons": MetadataValue.json(verdict.reasons),
+            "gate_decision": handle.decision,
+            "lists_from": handle.serves,
             "metrics": _metrics_table(result.metrics),
             **flat,
             "heldout_ratings": result.rating_rows,

@@ -1,16 +1,19 @@
 """Stage 5: the evaluated model's outputs, swapped into the collections the web app and updater read.
 
-Each publisher takes the evaluation's handle, so it publishes exactly the model that was
-judged, and refuses it when the gate failed, when its training ratings changed since, or
-when a newer model is already served.
+Each publisher takes the evaluation's handle, so it publishes exactly the run that was
+judged, and refuses it when a newer model is already served. The gate decides what serves,
+never whether something is served: the reviewers' lists come from the model when it passed
+and from the best baseline when it failed; the popular lists do not depend on the model and
+have checks of their own; the model's item factors and similar products are only published
+for a model that passed, so a failed one leaves the last good model's in place.
 """
 
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from dagster_pyspark import PySparkResource
 from pydantic import Field
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
 from recsys_assets.catalog import OWNERS, PUBLISHED_FRESHNESS, Stage, stage_tags
 from recsys_assets.model.assets.stage import PUBLISH_GROUP, Timer, read_ratings
@@ -21,11 +24,12 @@ from recsys_assets.model.publishing import (
     item_factor_documents,
     popular_documents,
     recommendation_documents,
+    served_version,
     similar_documents,
 )
 from recsys_assets.model.sources import read_products
 from recsys_assets.model.store import ModelStore
-from recsys_assets.model.training import TrainedModel, load_model
+from recsys_assets.model.training import load_model
 from recsys_assets.resources import KafkaResource, MongoResource
 from recsys_assets.spark_steps import spark_step
 from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
@@ -37,18 +41,27 @@ class PopularConfig(Config):
     min_ratings: int = Field(default=5, ge=1, description="Fewer ratings than this never make the list.")
 
 
-def _refuse_unless_publishable(evaluation: EvaluationHandle) -> None:
-    if not evaluation.publishable:
-        raise RuntimeError(
-            f"model {evaluation.model.version} failed the gate ({'; '.join(evaluation.gate_reasons)}); "
-            "refusing to publish it"
-        )
+def _held_back(
+    context: AssetExecutionContext, mongo: MongoResource, document: type[MongoDocument], evaluation: EvaluationHandle
+) -> MaterializeResult | None:  # type: ignore[type-arg]  # Dagster's generic result, with no value
+    """For a model the gate failed: the record that ``document`` keeps serving what it serves; else None.
 
-
-def _publishable(evaluation: EvaluationHandle, store: ModelStore, spark: SparkSession) -> TrainedModel:
-    """The evaluated model, only if the gate let it through."""
-    _refuse_unless_publishable(evaluation)
-    return load_model(store, spark, evaluation.model.uri)
+    Not an error: the run goes on and the reviewers' lists come from the best baseline.
+    """
+    if evaluation.publishable:
+        return None
+    with mongo.db() as db:
+        served = served_version(db, document.collection)
+    context.log.warning(f"{document.collection} keeps {served or 'nothing'}: {evaluation.decision}")
+    return MaterializeResult(
+        metadata={
+            "collection": f"{mongo.database}.{document.collection}",
+            "published": False,
+            "model_version": evaluation.model.version,
+            "served_version": served or "nothing",
+            "gate_decision": evaluation.decision,
+        }
+    )
 
 
 def _publish(
@@ -82,16 +95,26 @@ def top5_recommendations(
     kafka: KafkaResource,
     model_evaluation: EvaluationHandle,
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    """Each training reviewer's top 5 unrated products, with a reason, swapped into `recommendations`.
+    """Each training reviewer's top 5 unrated products, swapped into `recommendations`.
 
-    Once swapped in, every list is also announced on the `recommendations` topic (source
-    "batch"), so a reviewer watching the web app sees the new model's list arrive live.
+    They come from the model (source "batch", each item with a reason) when it passed the
+    gate, else from the best baseline the evaluation measured (source: its name), so a run
+    on any data serves something sensible. Once swapped in, every list is also announced on
+    the `recommendations` topic, so a reviewer watching the web app sees it arrive live.
     """
     timer = Timer()
     spark = pyspark.spark_session
-    model = _publishable(model_evaluation, model_store, spark)
+    model = load_model(model_store, spark, model_evaluation.model.uri)
     ratings = read_ratings(spark, model_evaluation.model.ratings)
-    documents = recommendation_documents(model, ratings, read_products(spark, mongo), TOP_K, datetime.now(UTC)).cache()
+    documents = recommendation_documents(
+        model,
+        ratings,
+        read_products(spark, mongo),
+        TOP_K,
+        datetime.now(UTC),
+        model_evaluation.serves,
+        model_evaluation.decision,
+    ).cache()
     published = _publish(mongo, Recommendations, model.version, documents, timer)
     documents.unpersist()
     with mongo.db() as db:
@@ -104,6 +127,8 @@ def top5_recommendations(
             "announced": report.delivered,
             "announce_failed": report.failed,
             "topic": kafka.topic_recommendations,
+            "lists_from": model_evaluation.serves,
+            "gate_decision": model_evaluation.decision,
             "duration_s": timer.seconds,
         }
     )
@@ -123,14 +148,16 @@ def popular_products(
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
     """The best products by damped average rating, overall and per category: the cold-start fallback.
 
-    It needs the ratings and the model's version, not the model, which is therefore not loaded.
+    It needs the ratings and the run's version, not the model, which is therefore not loaded,
+    nor judged: the gate never holds it back; its own checks (``checks.py``) do.
     """
     timer = Timer()
     spark = pyspark.spark_session
-    _refuse_unless_publishable(model_evaluation)
     version = model_evaluation.model.version
+    ratings = read_ratings(spark, model_evaluation.model.ratings)
+    rated = sorted(row["category"] for row in ratings.select("category").distinct().collect())
     documents = popular_documents(
-        read_ratings(spark, model_evaluation.model.ratings),
+        ratings,
         read_products(spark, mongo),
         config.top_n,
         config.damping,
@@ -140,7 +167,8 @@ def popular_products(
     ).cache()
     result = _publish(mongo, PopularItem, version, documents, timer)
     documents.unpersist()
-    return result
+    # What the checks hold the served lists to: one per category these ratings have.
+    return MaterializeResult(metadata={**(result.metadata or {}), "rated_categories": MetadataValue.json(rated)})
 
 
 @asset(
@@ -153,12 +181,21 @@ def popular_products(
 )
 @spark_step
 def item_factors(
-    pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
+    context: AssetExecutionContext,
+    pyspark: PySparkResource,
+    model_store: ModelStore,
+    mongo: MongoResource,
+    model_evaluation: EvaluationHandle,
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    """Item vectors, biases and regParam, so the online updater can fold a reviewer in without Spark."""
+    """Item vectors, biases and regParam, so the online updater can fold a reviewer in without Spark.
+
+    Only a model that passed the gate is published; the online updater keeps folding in with the last one that did.
+    """
+    if (kept := _held_back(context, mongo, ItemFactor, model_evaluation)) is not None:
+        return kept
     timer = Timer()
     spark = pyspark.spark_session
-    model = _publishable(model_evaluation, model_store, spark)
+    model = load_model(model_store, spark, model_evaluation.model.uri)
     documents = item_factor_documents(model, datetime.now(UTC)).cache()
     result = _publish(mongo, ItemFactor, model.version, documents, timer)
     documents.unpersist()
@@ -175,12 +212,21 @@ def item_factors(
 )
 @spark_step
 def similar_products(
-    pyspark: PySparkResource, model_store: ModelStore, mongo: MongoResource, model_evaluation: EvaluationHandle
+    context: AssetExecutionContext,
+    pyspark: PySparkResource,
+    model_store: ModelStore,
+    mongo: MongoResource,
+    model_evaluation: EvaluationHandle,
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    """Each product's 5 nearest products in the model's factor space, for the product page's "similar products"."""
+    """Each product's 5 nearest products in the model's factor space, for the product page's "similar products".
+
+    Only a model that passed the gate is published: a failed model's neighbours are no better than its lists.
+    """
+    if (kept := _held_back(context, mongo, SimilarProducts, model_evaluation)) is not None:
+        return kept
     timer = Timer()
     spark = pyspark.spark_session
-    model = _publishable(model_evaluation, model_store, spark)
+    model = load_model(model_store, spark, model_evaluation.model.uri)
     documents = similar_documents(model, read_products(spark, mongo), TOP_K, datetime.now(UTC)).cache()
     result = _publish(mongo, SimilarProducts, model.version, documents, timer)
     documents.unpersist()

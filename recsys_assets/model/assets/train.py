@@ -62,9 +62,14 @@ def als_model(
     uri = model_store.uri(version, "model")
     train = read_ratings(spark, training_ratings).where(F.col("split") == TRAIN).cache()
     blocks = als_blocks(config, train.count())
+    # ALS only checkpoints (and so cuts its lineage, which at 20+ iterations overflows the JVM stack) with a
+    # checkpoint folder; checkpoints are scratch, deleted once the model is saved.
+    checkpoints = model_store.uri(version, "checkpoints")
+    spark.sparkContext.setCheckpointDir(checkpoints)
     model, trials = fit_model(train, config, version, blocks)
     train.unpersist()
     save_model(model, model_store, spark, uri, training_ratings.uri)
+    model_store.delete(spark, checkpoints)
     pruned = model_store.prune(spark, _in_use(model_store, spark, mongo, version, training_ratings.version))
     context.log.info(f"model {version} saved to {uri}; pruned {pruned or 'nothing'}")
     metadata: dict[str, Any] = {
