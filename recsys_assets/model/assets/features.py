@@ -63,12 +63,14 @@ def training_ratings(
     spark = pyspark.spark_session
     version = model_store.run_version
     uri = model_store.uri(version, "ratings")
-    site_ratings = read_site_ratings(spark, mongo).cache()
+    site_ratings = read_site_ratings(spark, mongo).cache()  # cleaning reads its input several times
     sample = spark.read.parquet(review_sample.uri).select(*site_ratings.columns)
     cleaned, report = clean_ratings(sample.unionByName(site_ratings))
     split_ratings(cleaned, config.split, config.seed, config.test_fraction, config.holdout_k).write.mode(
         "overwrite"
     ).parquet(uri)
+    site_rows = site_ratings.count()
+    site_ratings.unpersist()
     written = spark.read.parquet(uri)
     counts = _split_counts(written)
     handle = RatingsHandle(version=version, uri=uri, rows=report.output_rows, fingerprint=fingerprint(written))
@@ -80,7 +82,7 @@ def training_ratings(
         "fingerprint": handle.fingerprint,
         "dagster/row_count": report.output_rows,
         "input_rows": report.input_rows,
-        "site_ratings": site_ratings.count(),
+        "site_ratings": site_rows,
         "dropped_missing_id": report.missing_id,
         "dropped_missing_rating": report.missing_rating,
         "dropped_out_of_range_rating": report.out_of_range_rating,

@@ -67,7 +67,12 @@ def _held_back(
 def _publish(
     mongo: MongoResource, document: type[MongoDocument], version: str, documents: DataFrame, timer: Timer
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    published = atomic_publish(mongo, document, version, documents)
+    """Swap ``documents`` in; they are cached meanwhile, as the publish counts them and then writes them."""
+    documents.cache()
+    try:
+        published = atomic_publish(mongo, document, version, documents)
+    finally:
+        documents.unpersist()
     return MaterializeResult(
         metadata={
             "collection": f"{mongo.database}.{document.collection}",
@@ -114,9 +119,8 @@ def top5_recommendations(
         datetime.now(UTC),
         model_evaluation.serves,
         model_evaluation.decision,
-    ).cache()
+    )
     published = _publish(mongo, Recommendations, model.version, documents, timer)
-    documents.unpersist()
     with mongo.db() as db:
         report = kafka.announce(batch_events(db, model.version))
     if report.failed:
@@ -164,9 +168,8 @@ def popular_products(
         config.min_ratings,
         version,
         datetime.now(UTC),
-    ).cache()
+    )
     result = _publish(mongo, PopularItem, version, documents, timer)
-    documents.unpersist()
     # What the checks hold the served lists to: one per category these ratings have.
     return MaterializeResult(metadata={**(result.metadata or {}), "rated_categories": MetadataValue.json(rated)})
 
@@ -196,10 +199,7 @@ def item_factors(
     timer = Timer()
     spark = pyspark.spark_session
     model = load_model(model_store, spark, model_evaluation.model.uri)
-    documents = item_factor_documents(model, datetime.now(UTC)).cache()
-    result = _publish(mongo, ItemFactor, model.version, documents, timer)
-    documents.unpersist()
-    return result
+    return _publish(mongo, ItemFactor, model.version, item_factor_documents(model, datetime.now(UTC)), timer)
 
 
 @asset(
@@ -227,7 +227,5 @@ def similar_products(
     timer = Timer()
     spark = pyspark.spark_session
     model = load_model(model_store, spark, model_evaluation.model.uri)
-    documents = similar_documents(model, read_products(spark, mongo), TOP_K, datetime.now(UTC)).cache()
-    result = _publish(mongo, SimilarProducts, model.version, documents, timer)
-    documents.unpersist()
-    return result
+    documents = similar_documents(model, read_products(spark, mongo), TOP_K, datetime.now(UTC))
+    return _publish(mongo, SimilarProducts, model.version, documents, timer)
