@@ -34,6 +34,10 @@ BECAUSE_PREFIX = "because you rated "
 LIKED_RATING = 4.0
 """A rating at least this high says the reviewer liked the item: only such items explain a recommendation."""
 
+DISLIKED_MAX_RATING = 2.0
+"""A rating this low says the reviewer did not like the item: the implicit ranking head learns nothing
+positive from it (it counts as unobserved, and the item is still never recommended back to them)."""
+
 WEB_REVIEWER_PREFIX = "web-"
 """The reviewerIDs the web app creates at registration start with this; no Amazon reviewerID does."""
 

@@ -6,7 +6,9 @@ the same system here gives the vector Spark would have learnt for a reviewer wit
 ratings, so new ratings change recommendations at once, before the next retrain.
 
 - implicit head (``implicit_prefs``): ``(Y'Y + sum c_i y_i y_i' + lambda n I) x = sum (1 + c_i) y_i``
-  with ``c_i = alpha * r_i`` over the rated items (Hu, Koren and Volinsky, 2008);
+  with ``c_i = alpha * s_i`` over the positive signals (Hu, Koren and Volinsky, 2008), where the
+  strength ``s_i`` is the rating, or 0 for a rating of at most ``DISLIKED_MAX_RATING``
+  (``implicit_strength``);
 - explicit head: ``(sum y_i y_i' + lambda n I) x = sum e_i y_i`` where ``e_i`` is the rating
   minus the damped baseline ``mu + b_u + b_i``; a score then adds ``b_i`` back.
 """
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from recsys_core.contract import LIKED_RATING, ItemFactor
+from recsys_core.contract import DISLIKED_MAX_RATING, LIKED_RATING, ItemFactor
 
 Vector = NDArray[np.float64]
 
@@ -121,10 +123,24 @@ def fold_in(factors: ItemFactors, ratings: Mapping[str, float], implicit: Mappin
     return solution
 
 
+def implicit_strength(rating: float) -> float:
+    """What the implicit head learns from a rating: the rating, or 0 for a dislike.
+
+    A one-class model has no "negative": a 1-star review as a positive would recommend more
+    of what the reviewer disliked. At 0 it weighs nothing, exactly as Spark's implicit ALS
+    treats a rating of 0 (no preference, no confidence), so the batch and online heads agree.
+    The batch side is ``training.IMPLICIT_STRENGTH``.
+    """
+    return 0.0 if rating <= DISLIKED_MAX_RATING else rating
+
+
 def _used_signals(
     factors: ItemFactors, ratings: Mapping[str, float], implicit: Mapping[str, float] | None
 ) -> dict[str, float]:
-    return {**(implicit or {}), **ratings} if factors.implicit_prefs else dict(ratings)
+    """The explicit head's ratings, or the implicit head's strengths (a rating of an item wins over its clicks)."""
+    if not factors.implicit_prefs:
+        return dict(ratings)
+    return {**(implicit or {}), **{asin: implicit_strength(rating) for asin, rating in ratings.items()}}
 
 
 def scores(factors: ItemFactors, user: Vector) -> Vector:

@@ -2,8 +2,9 @@
 
 Definitions, so the numbers can be checked by hand:
 
-- Rating metrics (RMSE, MAE) use the held-out ratings whose reviewer and item the model
-  knows; every predictor is scored on exactly those rows.
+- Rating metrics (RMSE, MAE) use every held-out rating, and every predictor is scored on
+  exactly those rows. A *cold* pair, whose reviewer or item the model's factors do not know,
+  gets the bias baseline's prediction from the model; their number is reported beside.
 - A held-out item is *relevant* when its rating is >= ``relevant_min_rating``. A reviewer is
   evaluated for ranking when they are known to the model and have at least one relevant
   held-out item. Each method ranks every catalogue item (items seen in training) that the
@@ -33,7 +34,7 @@ from pyspark.sql import functions as F
 from recsys_assets.model.biases import BASELINE
 from recsys_assets.model.features import TEST, TRAIN
 from recsys_assets.model.ranking import global_top_k
-from recsys_assets.model.training import PREDICTION, TrainedModel
+from recsys_assets.model.training import COLD, PREDICTION, TrainedModel
 
 MODEL, GLOBAL_MEAN, BIAS, POPULARITY = "model", "global_mean", "user_item_bias", "popularity"
 METHODS = (MODEL, GLOBAL_MEAN, BIAS, POPULARITY)
@@ -159,8 +160,8 @@ def baseline_scores(model: TrainedModel, train: DataFrame) -> dict[str, DataFram
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, Metrics]
-    rating_rows: int
-    unscorable_rating_rows: int
+    rating_rows: int  # every held-out rating
+    cold_rating_rows: int  # of which the model predicted by the bias baseline alone
     ranking_users: int  # evaluated for ranking: the seeded sample when there were more than the limit
     ranking_users_eligible: int
     catalogue_size: int
@@ -178,8 +179,9 @@ def evaluate(
     test = ratings.where(F.col("split") == TEST)
     mu = model.biases.global_mean
 
-    predicted = model.predict_ratings(test).select("reviewerID", "asin", "overall", PREDICTION, BASELINE).cache()
+    predicted = model.predict_ratings(test).select("overall", PREDICTION, BASELINE, COLD).cache()
     rating_rows = predicted.count()
+    cold_rows = predicted.where(F.col(COLD)).count()
     metrics: dict[str, Metrics] = {
         MODEL: rating_metrics(predicted, F.col(PREDICTION)),
         GLOBAL_MEAN: rating_metrics(predicted, F.lit(mu)),
@@ -208,7 +210,7 @@ def evaluate(
     ranking_users = min(eligible_count, max_ranking_users)  # what the limit kept: no second count
     relevant.unpersist()
     reviewers.unpersist()
-    return Evaluation(metrics, rating_rows, test.count() - rating_rows, ranking_users, eligible_count, catalogue_size)
+    return Evaluation(metrics, rating_rows, cold_rows, ranking_users, eligible_count, catalogue_size)
 
 
 def metrics_markdown(metrics: dict[str, Metrics]) -> str:

@@ -2,10 +2,14 @@
 
 The pipeline has a *rating head*, an explicit ALS on the residual ``r - (mu + b_u + b_i)``,
 which predicts ratings, and, when ``implicit_prefs`` is on, a *ranking head*, an implicit
-ALS on the same interactions (confidence ``1 + alpha * r``), which orders the top-k lists.
-On Amazon ratings (about 90% five stars) no single explicit ALS is good at both: squared
-error rewards predicting the offsets, ranking rewards knowing what people pick at all.
-With ``implicit_prefs`` off, the rating head ranks too (by ``b_i + x_u . y_i``).
+ALS on the positive interactions (confidence ``1 + alpha * s``, with ``s`` the rating, or 0
+for a dislike: ``IMPLICIT_STRENGTH``), which orders the top-k lists. On Amazon ratings
+(about 90% five stars) no single explicit ALS is good at both: squared error rewards
+predicting the offsets, ranking rewards knowing what people pick at all. With
+``implicit_prefs`` off, the rating head ranks too (by ``b_i + x_u . y_i``).
+
+Each head has its own hyperparameters (``Heads``), chosen by the validation search in
+``tuning.py`` or taken from ``AlsParams``.
 """
 
 from __future__ import annotations
@@ -15,35 +19,58 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from dagster import Config
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys_assets.model.biases import BASELINE, Biases, fit_biases, with_baseline
 from recsys_assets.model.ranking import ItemFactorTable, model_top_k
 from recsys_assets.model.store import ModelStore
+from recsys_core.contract import DISLIKED_MAX_RATING
 
 USER_INDEX, ITEM_INDEX = "user_index", "item_index"
 RESIDUAL, RESIDUAL_PREDICTION = "residual", "residual_prediction"
 PREFERENCE, PREDICTION = "preference", "prediction"
+IMPLICIT_STRENGTH = "implicit_strength"
+COLD = "cold"
 MODEL_JSON = "model.json"
 
 
-class TuningGrid(Config):
-    """Candidates for the rating head's rank and regParam, judged by RMSE on a validation split of train."""
+class TuningConfig(Config):
+    """The search that picks each head's hyperparameters on a validation split carved out of the train split.
 
-    ranks: list[int] = [5, 10, 20]
-    reg_params: list[float] = [0.05, 0.1, 0.3]
-    train_ratio: float = Field(default=0.8, gt=0.0, lt=1.0)
+    Successive halving: ``candidates`` seeded draws from the grid (plus ``AlsParams``' own values)
+    are fitted with the first rung's iterations; the best ``1/halving`` go on to the next rung,
+    and so on. The rating head is judged by validation RMSE, the ranking head by validation
+    NDCG@10. The test split is never seen: it is touched once, by ``model_evaluation``.
+    """
+
+    budget_s: float = Field(
+        default=600.0, ge=0.0, description="Wall-clock budget of the search; 0 turns tuning off (AlsParams' values)."
+    )
+    max_train_ratings: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Above this many training ratings the search is not affordable and AlsParams' values are used.",
+    )
+    ranks: list[int] = Field(default=[8, 16, 32, 64], min_length=1)
+    reg_params: list[float] = Field(default=[0.01, 0.03, 0.1, 0.3, 1.0], min_length=1)
+    alphas: list[float] = Field(default=[1.0, 5.0, 20.0, 50.0], min_length=1, description="The implicit head's.")
+    rungs: list[int] = Field(default=[5, 10, 20], min_length=1, description="Iterations at each rung of the search.")
+    candidates: int = Field(default=9, ge=1, description="Grid points drawn for the first rung.")
+    halving: int = Field(default=3, ge=2, description="Each rung keeps the best 1/halving of the one before.")
+    max_validation_users: int = Field(default=5_000, ge=1, description="Reviewers ranked per NDCG@10 trial.")
 
 
 class AlsParams(Config):
-    """Every hyperparameter of the model: the ``als_model`` asset's config, and what ``model.json`` records."""
+    """Every hyperparameter of the model: the ``als_model`` asset's config, and what ``model.json`` records.
+
+    ``rank``, ``reg_param``, ``max_iter`` and ``alpha`` are both heads' values when the search
+    does not run, and one of its candidates when it does.
+    """
 
     rank: int = Field(default=10, ge=1)
     reg_param: float = Field(default=0.1, ge=0.0)
@@ -59,10 +86,41 @@ class AlsParams(Config):
     seed: int = 42
     nonnegative: bool = False
     bias_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user and item bias means.")
-    tuning: TuningGrid | None = Field(default=None, description="Tune the rating head on a validation split.")
+    tuning: TuningConfig = Field(default=TuningConfig(), description="The validation search for each head.")
     blocks: int | None = Field(
         default=None, ge=1, description="ALS user and item blocks; unset = chosen by the training size (als_blocks)."
     )
+
+    @property
+    def head(self) -> HeadParams:
+        """These parameters as one head's, for both heads when nothing is tuned."""
+        return HeadParams(rank=self.rank, reg_param=self.reg_param, max_iter=self.max_iter, alpha=self.alpha)
+
+
+class HeadParams(BaseModel):
+    """One ALS head's hyperparameters: ``AlsParams``' values, or what the search chose for that head."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    reg_param: float
+    max_iter: int
+    alpha: float  # the implicit head's confidence scale; the rating head has none
+
+    def with_iterations(self, max_iter: int) -> HeadParams:
+        return self.model_copy(update={"max_iter": max_iter})
+
+
+@dataclass(frozen=True)
+class Heads:
+    """What each head is fitted with. Without an implicit head the rating head also ranks: ``ranking`` is unused."""
+
+    rating: HeadParams
+    ranking: HeadParams
+
+    @classmethod
+    def untuned(cls, params: AlsParams) -> Heads:
+        return cls(params.head, params.head)
 
 
 DEFAULT_ALS_BLOCKS = 10  # Spark's own default
@@ -78,15 +136,15 @@ def als_blocks(params: AlsParams, train_ratings: int) -> int:
     return params.blocks or max(DEFAULT_ALS_BLOCKS, math.ceil(train_ratings / RATINGS_PER_ALS_BLOCK))
 
 
-def _als(params: AlsParams, blocks: int, prediction_col: str, **kwargs: Any) -> ALS:
+def _als(params: AlsParams, head: HeadParams, blocks: int, prediction_col: str, **kwargs: Any) -> ALS:
     als = ALS(
         numUserBlocks=blocks,
         numItemBlocks=blocks,
         userCol=USER_INDEX,
         itemCol=ITEM_INDEX,
-        rank=params.rank,
-        regParam=params.reg_param,
-        maxIter=params.max_iter,
+        rank=head.rank,
+        regParam=head.reg_param,
+        maxIter=head.max_iter,
         seed=params.seed,
         nonnegative=params.nonnegative,
         checkpointInterval=params.checkpoint_interval,
@@ -96,18 +154,36 @@ def _als(params: AlsParams, blocks: int, prediction_col: str, **kwargs: Any) -> 
     return als.setPredictionCol(prediction_col)
 
 
-def build_pipeline(params: AlsParams, blocks: int) -> tuple[Pipeline, ALS]:
-    """The unfitted pipeline and its rating-head ALS (the stage a tuning grid varies)."""
-    rating_head = _als(params, blocks, RESIDUAL_PREDICTION, ratingCol=RESIDUAL)
-    stages: list[Any] = [
-        # "skip": held-out rows of reviewers or items the model never saw are dropped, as coldStartStrategy does.
-        StringIndexer(inputCol="reviewerID", outputCol=USER_INDEX, handleInvalid="skip"),
-        StringIndexer(inputCol="asin", outputCol=ITEM_INDEX, handleInvalid="skip"),
-        rating_head,
-    ]
-    if params.implicit_prefs:
-        stages.append(_als(params, blocks, PREFERENCE, ratingCol="overall", implicitPrefs=True, alpha=params.alpha))
-    return Pipeline(stages=stages), rating_head
+def rating_head(params: AlsParams, head: HeadParams, blocks: int) -> ALS:
+    """The explicit ALS on the residuals, which predicts ratings."""
+    return _als(params, head, blocks, RESIDUAL_PREDICTION, ratingCol=RESIDUAL)
+
+
+def ranking_head(params: AlsParams, head: HeadParams, blocks: int) -> ALS:
+    """The implicit ALS on the positive signals (``IMPLICIT_STRENGTH``), which orders the lists."""
+    return _als(params, head, blocks, PREFERENCE, ratingCol=IMPLICIT_STRENGTH, implicitPrefs=True, alpha=head.alpha)
+
+
+def indexed(*heads: ALS) -> Pipeline:
+    """The two StringIndexers, then the heads: the ranking head, when there is one, last."""
+    return Pipeline(
+        stages=[
+            # "skip": held-out rows of reviewers or items the model never saw are dropped, as coldStartStrategy does.
+            StringIndexer(inputCol="reviewerID", outputCol=USER_INDEX, handleInvalid="skip"),
+            StringIndexer(inputCol="asin", outputCol=ITEM_INDEX, handleInvalid="skip"),
+            *heads,
+        ]
+    )
+
+
+def learning_columns(train: DataFrame, biases: Biases) -> DataFrame:
+    """``train`` with what the heads learn from: the residual of the baseline, and the implicit strength."""
+    strength = F.when(F.col("overall") > DISLIKED_MAX_RATING, F.col("overall")).otherwise(F.lit(0.0))
+    return (
+        with_baseline(train, biases)
+        .withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE))
+        .withColumn(IMPLICIT_STRENGTH, strength)  # recsys_core.scoring.implicit_strength, as a column
+    )
 
 
 @dataclass(frozen=True)
@@ -116,7 +192,7 @@ class TrainedModel:
     params: AlsParams
     pipeline: PipelineModel
     biases: Biases
-    ranking_reg_param: float  # the regParam the ranking head was fitted with; online fold-in needs it
+    heads: Heads
 
     @property
     def user_indexer(self) -> StringIndexerModel:
@@ -139,10 +215,24 @@ class TrainedModel:
     def ranking_adds_item_bias(self) -> bool:
         return not self.params.implicit_prefs
 
+    @property
+    def ranking_params(self) -> HeadParams:
+        """What the ranking head was fitted with: the online fold-in solves with the same."""
+        return self.heads.ranking if self.params.implicit_prefs else self.heads.rating
+
     def predict_ratings(self, ratings: DataFrame) -> DataFrame:
-        """Add ``prediction = mu + b_u + b_i + x_u . y_i``; rows of unknown reviewers or items are dropped."""
-        return self.pipeline.transform(with_baseline(ratings, self.biases)).withColumn(
-            PREDICTION, F.col(BASELINE) + F.col(RESIDUAL_PREDICTION)
+        """Every row of ``ratings`` with ``prediction = mu + b_u + b_i + x_u . y_i``, and ``cold``.
+
+        A *cold* pair, whose reviewer or item the factors do not know, is predicted by the
+        baseline alone (the biases it has, else the global mean): no row is ever dropped.
+        """
+        keys = ["reviewerID", "asin"]
+        residuals = self.pipeline.transform(ratings.select(*keys)).select(*keys, RESIDUAL_PREDICTION)
+        return (
+            with_baseline(ratings, self.biases)
+            .join(residuals, keys, "left")
+            .withColumn(COLD, F.col(RESIDUAL_PREDICTION).isNull())
+            .withColumn(PREDICTION, F.col(BASELINE) + F.coalesce(F.col(RESIDUAL_PREDICTION), F.lit(0.0)))
         )
 
     def user_factors(self) -> DataFrame:
@@ -168,42 +258,16 @@ def _labelled(factors: DataFrame, labels: list[str], id_column: str) -> DataFram
     return named.select(id_column, F.col("features").alias("vector"))
 
 
-def fit_model(
-    train: DataFrame, params: AlsParams, version: str, blocks: int
-) -> tuple[TrainedModel, list[dict[str, float]]]:
-    """Fit biases then the pipeline on ``train``; with a grid, pick the rating head by validation RMSE."""
+def fit_model(train: DataFrame, params: AlsParams, heads: Heads, version: str, blocks: int) -> TrainedModel:
+    """Fit the biases, then the indexers and the heads, on ``train``."""
     biases = fit_biases(train, params.bias_damping)
-    data = with_baseline(train, biases).withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE)).cache()
-    pipeline, rating_head = build_pipeline(params, blocks)
-    grid = params.tuning
-    if grid is None:
-        fitted = pipeline.fit(data)
-        trials: list[dict[str, float]] = []
-    else:
-        param_maps = (
-            ParamGridBuilder()
-            .addGrid(rating_head.rank, grid.ranks)
-            .addGrid(rating_head.regParam, grid.reg_params)
-            .build()
-        )
-        search = TrainValidationSplit(
-            estimator=pipeline,
-            estimatorParamMaps=param_maps,
-            evaluator=RegressionEvaluator(metricName="rmse", labelCol=RESIDUAL, predictionCol=RESIDUAL_PREDICTION),
-            trainRatio=grid.train_ratio,
-            seed=params.seed,
-        )
-        tuned = search.fit(data)
-        fitted = cast(PipelineModel, tuned.bestModel)
-        trials = [
-            {"rank": float(pm[rating_head.rank]), "reg_param": float(pm[rating_head.regParam]), "validation_rmse": m}
-            for pm, m in zip(param_maps, tuned.validationMetrics, strict=True)
-        ]
+    data = learning_columns(train, biases).cache()
+    stages = [rating_head(params, heads.rating, blocks)]
+    if params.implicit_prefs:
+        stages.append(ranking_head(params, heads.ranking, blocks))
+    fitted = indexed(*stages).fit(data)
     data.unpersist()
-    ranking_reg_param = params.reg_param
-    if trials and not params.implicit_prefs:  # the tuned rating head is also the ranking head
-        ranking_reg_param = min(trials, key=lambda trial: trial["validation_rmse"])["reg_param"]
-    return TrainedModel(version, params, fitted, biases, ranking_reg_param), trials
+    return TrainedModel(version, params, fitted, biases, heads)
 
 
 def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri: str, ratings_uri: str) -> None:
@@ -219,7 +283,7 @@ def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri:
             "params": model.params.model_dump(),
             "global_mean": model.biases.global_mean,
             "bias_damping": model.biases.damping,
-            "ranking_reg_param": model.ranking_reg_param,
+            "heads": {"rating": model.heads.rating.model_dump(), "ranking": model.heads.ranking.model_dump()},
             "ratings_uri": ratings_uri,
         },
     )
@@ -235,4 +299,5 @@ def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel
     )
     pipeline = PipelineModel.load(f"{uri}/pipeline")
     params = AlsParams.model_validate(meta["params"])
-    return TrainedModel(str(meta["version"]), params, pipeline, biases, float(meta["ranking_reg_param"]))
+    heads = Heads(**{name: HeadParams.model_validate(head) for name, head in meta["heads"].items()})
+    return TrainedModel(str(meta["version"]), params, pipeline, biases, heads)

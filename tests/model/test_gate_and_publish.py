@@ -21,10 +21,10 @@ from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo
 from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
 from recsys_core.locks import Lease
-from tests.model.conftest import PUBLISHERS, Pipeline, handle
+from tests.model.conftest import PUBLISHERS, UNTUNED, Pipeline, handle
 
 SERVED = (Recommendations, PopularItem, ItemFactor)
-WORSE_MODEL = {"max_iter": 1, "rank": 1}
+WORSE_MODEL = {**UNTUNED, "max_iter": 1, "rank": 1}
 
 
 def _snapshot(pipeline: Pipeline) -> dict[str, list[mongo.Document]]:
@@ -114,7 +114,7 @@ def test_popular_lists_are_held_to_their_own_checks(isolated: Pipeline) -> None:
 
 def test_any_iteration_count_trains_with_checkpoints(isolated: Pipeline) -> None:
     """30 iterations overflow the JVM stack without a checkpoint folder; checkpoints are scratch, deleted after."""
-    result = isolated.run(["als_model"], als_model={"max_iter": 30})
+    result = isolated.run(["als_model"], als_model={**UNTUNED, "max_iter": 30})
     assert result.success, _failures(result)
     version = handle(result, "als_model", ModelHandle).version
     assert (isolated.store / version / "model" / "model.json").exists()
@@ -142,7 +142,9 @@ def test_an_older_model_never_replaces_a_newer_one(isolated: Pipeline) -> None:
     """Publishing an older run's evaluation after a newer model is served is refused, and changes nothing."""
     old = EvaluationHandle.model_validate(isolated.handles["model_evaluation"])
     newer = isolated.run(
-        ["als_model", "model_evaluation", *PUBLISHERS], model_evaluation={"min_heldout_ratings": 1_000_000}
+        ["als_model", "model_evaluation", *PUBLISHERS],
+        als_model=UNTUNED,
+        model_evaluation={"min_heldout_ratings": 1_000_000},
     )
     assert newer.success, _failures(newer)
     new_version = handle(newer, "als_model", ModelHandle).version
@@ -194,7 +196,7 @@ def test_old_run_folders_are_pruned_but_served_and_used_ones_are_kept(isolated: 
     for name in old:
         (store / name / "model").mkdir(parents=True)
 
-    result = isolated.run(["als_model"], store=store)
+    result = isolated.run(["als_model"], store=store, als_model=UNTUNED)
     assert result.success, _failures(result)
 
     pruned = materialisation_metadata(result)["als_model"]["pruned_versions"]

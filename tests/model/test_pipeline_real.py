@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -211,7 +212,9 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
     model = load_model(published.pipeline.model_store(), spark, model_handle.uri)
     assert factors.model_version == model.version
     assert len(factors.asins) == len(model.item_indexer.labels)
-    assert factors.rank == 10
+    ranking = {row["head"]: row for row in published.metadata("als_model")["heads"]}["ranking"]
+    assert factors.rank == ranking["rank"]
+    assert (factors.reg_param, factors.alpha) == (ranking["regParam"], ranking["alpha"])
     train = _ratings(published, spark).where("split = 'train'")
     reviewers = [r[0] for r in train.select("reviewerID").distinct().orderBy("reviewerID").limit(20).collect()]
     learnt = {r["reviewerID"]: np.asarray(r["vector"]) for r in model.user_factors().collect()}
@@ -274,6 +277,50 @@ def test_published_lists_are_announced_on_kafka(published: Published, settings: 
     assert found is not None, "the published list of the first reviewer never arrived on Kafka"
     assert found.source == "batch"
     assert [item.asin for item in found.items] == [item["asin"] for item in wanted["items"]]
+
+
+def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its_choice(
+    published: Published,
+) -> None:
+    meta = published.metadata("als_model")
+    trials = [row for row in meta["tuning"]]
+    heads = {row["head"]: row for row in meta["heads"]}
+    assert meta["tuning_status"] == f"{len(trials)} trials"
+    for head, metric in (("rating", "rmse"), ("ranking", "ndcg@10")):
+        mine = [t for t in trials if t["head"] == head]
+        assert [t["rung"] for t in mine] == [0] * 9 + [1] * 3 + [2]  # successive halving: 9, then 3, then 1
+        assert [t["maxIter"] for t in mine] == [5] * 9 + [10] * 3 + [20]
+        assert {t["metric"] for t in mine} == {metric}
+        final = mine[-1]
+        assert (heads[head]["rank"], heads[head]["regParam"], heads[head]["maxIter"]) == (
+            final["rank"],
+            final["regParam"],
+            final["maxIter"],
+        )
+
+        def point(trial: dict[str, Any]) -> tuple[int, float, float]:
+            return trial["rank"], trial["regParam"], trial["alpha"]
+
+        ordered = sorted((t for t in mine if t["rung"] == 0), key=lambda t: t["validation"], reverse=metric != "rmse")
+        assert {point(t) for t in mine if t["rung"] == 1} == {point(t) for t in ordered[:3]}  # the best third go on
+    configured = {(t["rank"], t["regParam"]) for t in trials if t["rung"] == 0 and t["head"] == "rating"}
+    assert (10, 0.1) in configured  # AlsParams' own values are always a candidate
+
+
+def test_every_held_out_rating_counts_and_cold_pairs_are_reported(published: Published, spark: SparkSession) -> None:
+    meta = published.metadata("model_evaluation")
+    held_out = _ratings(published, spark).where("split = 'test'").count()
+    assert meta["heldout_ratings"] == held_out
+    train = _ratings(published, spark).where("split = 'train'")
+    test = _ratings(published, spark).where("split = 'test'")
+    cold = (
+        test.join(train.select("reviewerID").distinct().withColumn("u", F.lit(1)), "reviewerID", "left")
+        .join(train.select("asin").distinct().withColumn("i", F.lit(1)), "asin", "left")
+        .where(F.col("u").isNull() | F.col("i").isNull())
+        .count()
+    )
+    assert cold > 0  # the real files have held-out items nobody rated in training
+    assert meta["heldout_ratings_cold"] == cold
 
 
 def test_ranking_metrics_use_a_seeded_sample_of_reviewers_when_there_are_many(isolated: Pipeline) -> None:

@@ -36,19 +36,29 @@ def _factors(implicit: bool) -> ItemFactors:
     return ItemFactors.from_documents(reversed(docs))
 
 
-def test_implicit_fold_in_minimises_the_weighted_loss() -> None:
+def test_implicit_fold_in_minimises_the_weighted_loss_over_positive_signals() -> None:
     factors = _factors(implicit=True)
-    ratings = {"i0": 5.0, "i3": 1.0}
+    ratings = {"i0": 5.0, "i2": 4.0, "i3": 1.0}  # the 1-star rating is a dislike: strength 0, unobserved
     x = fold_in(factors, ratings)
     y = factors.vectors
-    p = np.array([1.0 if a in ratings else 0.0 for a in factors.asins])
-    c = np.array([1.0 + 2.0 * ratings.get(a, 0.0) for a in factors.asins])
+    strength = {"i0": 5.0, "i2": 4.0}
+    p = np.array([1.0 if a in strength else 0.0 for a in factors.asins])
+    c = np.array([1.0 + 2.0 * strength.get(a, 0.0) for a in factors.asins])
 
     def loss(v: np.ndarray) -> float:
-        return float((c * (p - y @ v) ** 2).sum() + 0.1 * len(ratings) * v @ v)
+        return float((c * (p - y @ v) ** 2).sum() + 0.1 * len(strength) * v @ v)
 
     rng = np.random.default_rng(2)
     assert all(loss(x) <= loss(x + 1e-3 * rng.normal(size=3)) for _ in range(50))
+
+
+def test_a_dislike_teaches_the_implicit_head_nothing_and_outweighs_a_click() -> None:
+    factors = _factors(implicit=True)
+    liked = fold_in(factors, {"i0": 5.0})
+    np.testing.assert_allclose(fold_in(factors, {"i0": 5.0, "i3": 2.0}), liked)
+    np.testing.assert_allclose(fold_in(factors, {"i0": 5.0, "i3": 1.0}, implicit={"i3": 1.0}), liked)
+    assert not np.allclose(fold_in(factors, {"i0": 5.0, "i3": 3.0}), liked)
+    assert not np.allclose(fold_in(factors, {"i0": 5.0}, implicit={"i3": 1.0}), liked)  # a click still counts
 
 
 def test_explicit_fold_in_fits_the_residuals_and_scores_add_the_item_bias() -> None:

@@ -17,7 +17,7 @@ from recsys_assets.resources import MongoResource
 from recsys_core import mongo
 from recsys_core.contract import Interaction
 from recsys_core.settings import Settings
-from tests.model.conftest import Pipeline, handle
+from tests.model.conftest import UNTUNED, Pipeline, handle
 
 
 def _interaction(reviewer: str, asin: str, kind: str = "rate", when: datetime | None = None) -> Interaction:
@@ -63,7 +63,7 @@ def test_site_ratings_are_in_the_next_training_ratings_and_model(isolated: Pipel
     isolated.db[Interaction.collection].insert_many(
         [_interaction(shopper, asin).to_document(), _interaction(shopper, asin, "click").to_document()]
     )
-    result = isolated.run(["review_sample", "training_ratings", "als_model"])
+    result = isolated.run(["review_sample", "training_ratings", "als_model"], als_model=UNTUNED)
     assert result.success
     ratings = spark.read.parquet(handle(result, "training_ratings", RatingsHandle).uri)
     mine = ratings.where(ratings.reviewerID == shopper).collect()

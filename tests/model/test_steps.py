@@ -13,7 +13,7 @@ from scipy import stats
 from recsys_assets.model.evaluation import ranking_metrics
 from recsys_assets.model.features import SplitMethod, clean_ratings, split_ratings
 from recsys_assets.model.sampling import Distribution, ks_from_counts, resolve_fraction, stratified_sample
-from recsys_assets.model.training import AlsParams, TuningGrid, als_blocks, fit_model
+from recsys_assets.model.training import AlsParams, als_blocks
 
 REVIEW_COLUMNS = "_id string, category string, reviewerID string, asin string, overall double, unixReviewTime long"
 
@@ -140,19 +140,6 @@ def test_ranking_metrics_match_a_hand_computation(spark: SparkSession) -> None:
     assert m["ndcg@3"] == pytest.approx(ndcg_u1 / 2)
     assert m["ndcg@2"] == pytest.approx((1 / (1 + 1 / log2(3))) / 2)
     assert m["map@3"] == pytest.approx(((1 / 1 + 2 / 3) / 2) / 2)
-
-
-def test_tuning_grid_picks_the_rating_head_by_validation_rmse(spark: SparkSession) -> None:
-    ratings, _ = clean_ratings(_synthetic(spark))
-    grid = TuningGrid(ranks=[2, 4], reg_params=[0.05, 0.5], train_ratio=0.8)
-    params = AlsParams(rank=4, max_iter=5, implicit_prefs=False, alpha=1.0, seed=3, tuning=grid)
-    model, trials = fit_model(ratings, params, "test-version", als_blocks(params, ratings.count()))
-    assert len(trials) == 4
-    best = min(trials, key=lambda t: t["validation_rmse"])
-    assert model.rank == best["rank"]
-    assert model.ranking_reg_param == best["reg_param"]
-    predicted = model.predict_ratings(ratings)
-    assert predicted.where(F.isnan("prediction")).count() == 0
 
 
 def test_als_blocks_follow_the_training_size_unless_set() -> None:

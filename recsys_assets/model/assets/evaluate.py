@@ -43,7 +43,7 @@ def _metrics_table(metrics: dict[str, ev.Metrics]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.EVALUATE),
-    code_version="1",
+    code_version="2",  # 2: every held-out rating counts; cold pairs are predicted by the bias baseline
 )
 @spark_step
 def model_evaluation(
@@ -86,6 +86,7 @@ def model_evaluation(
             "gate_reasons": verdict.reasons,
             "fallback": fallback,
             "heldout_ratings": result.rating_rows,
+            "heldout_ratings_cold": result.cold_rating_rows,
             "ranking_users": result.ranking_users,
         },
     )
@@ -111,7 +112,7 @@ def model_evaluation(
             "metrics": _metrics_table(result.metrics),
             **flat,
             "heldout_ratings": result.rating_rows,
-            "heldout_ratings_unscorable": result.unscorable_rating_rows,
+            "heldout_ratings_cold": result.cold_rating_rows,
             "ranking_users": result.ranking_users,
             "ranking_users_eligible": result.ranking_users_eligible,
             "catalogue_size": result.catalogue_size,

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, TableMetadataValue, asset
 from dagster_pyspark import PySparkResource
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -15,7 +15,8 @@ from recsys_assets.model.features import TRAIN
 from recsys_assets.model.handles import ModelHandle, RatingsHandle
 from recsys_assets.model.publishing import served_versions
 from recsys_assets.model.store import ModelStore
-from recsys_assets.model.training import MODEL_JSON, AlsParams, als_blocks, fit_model, save_model
+from recsys_assets.model.training import MODEL_JSON, AlsParams, HeadParams, als_blocks, fit_model, save_model
+from recsys_assets.model.tuning import search, table_rows
 from recsys_assets.resources import MongoResource
 from recsys_assets.spark_steps import spark_step
 
@@ -38,13 +39,20 @@ def _params(config: AlsParams) -> list[tuple[str, str]]:
     return [(name, json.dumps(value)) for name, value in config.model_dump(mode="json").items()]
 
 
+def _heads_table(heads: dict[str, HeadParams]) -> TableMetadataValue:
+    return table(
+        {"head": "string", "rank": "int", "regParam": "float", "alpha": "float", "maxIter": "int"},
+        ([name, h.rank, h.reg_param, h.alpha, h.max_iter] for name, h in heads.items()),
+    )
+
+
 @asset(
     group_name=MODEL_GROUP,
     kinds={"spark"},
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.TRAIN),
-    code_version="1",
+    code_version="2",  # 2: a validation search per head; the implicit head learns from positive signals only
 )
 @spark_step
 def als_model(
@@ -61,12 +69,18 @@ def als_model(
     version = model_store.run_version
     uri = model_store.uri(version, "model")
     train = read_ratings(spark, training_ratings).where(F.col("split") == TRAIN).cache()
-    blocks = als_blocks(config, train.count())
+    train_rows = train.count()
+    blocks = als_blocks(config, train_rows)
     # ALS only checkpoints (and so cuts its lineage, which at 20+ iterations overflows the JVM stack) with a
     # checkpoint folder; checkpoints are scratch, deleted once the model is saved.
     checkpoints = model_store.uri(version, "checkpoints")
     spark.sparkContext.setCheckpointDir(checkpoints)
-    model, trials = fit_model(train, config, version, blocks)
+    chosen = search(train, config, blocks, train_rows)
+    context.log.info(
+        f"tuning: {chosen.skipped or f'{len(chosen.trials)} trials'}; rating head {chosen.heads.rating}, "
+        f"ranking head {chosen.heads.ranking}"
+    )
+    model = fit_model(train, config, chosen.heads, version, blocks)
     train.unpersist()
     save_model(model, model_store, spark, uri, training_ratings.uri)
     model_store.delete(spark, checkpoints)
@@ -81,14 +95,26 @@ def als_model(
         "reviewers": len(model.user_indexer.labels),
         "items": len(model.item_indexer.labels),
         "global_mean": model.biases.global_mean,
-        "ranking_reg_param": model.ranking_reg_param,
+        "heads": _heads_table({"rating": model.heads.rating, "ranking": model.ranking_params}),
+        "tuning_status": chosen.skipped
+        or f"{len(chosen.trials)} trials" + (", stopped by the time budget" if chosen.budget_exhausted else ""),
         "als_blocks": blocks,
         "pruned_versions": MetadataValue.json(pruned),
         "duration_s": timer.seconds,
     }
-    if trials:
+    if chosen.trials:
         metadata["tuning"] = table(
-            {"rank": "int", "regParam": "float", "validation RMSE": "float"},
-            ((int(t["rank"]), t["reg_param"], t["validation_rmse"]) for t in trials),
+            {
+                "head": "string",
+                "rung": "int",
+                "rank": "int",
+                "regParam": "float",
+                "alpha": "float",
+                "maxIter": "int",
+                "metric": "string",
+                "validation": "float",
+                "seconds": "float",
+            },
+            table_rows(chosen.trials),
         )
     return Output(ModelHandle(version=version, uri=uri, ratings=training_ratings), metadata=metadata)

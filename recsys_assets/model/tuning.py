@@ -1,0 +1,239 @@
+"""The validation search that picks each head's hyperparameters, without ever seeing the test split.
+
+The train split is split again (leave one out per reviewer, seeded): the search fits on the
+rest and judges on that validation rating, so nothing it learns comes from the test split,
+which ``model_evaluation`` touches once. The biases are refitted on the search's own train
+part, so the validation ratings never leak into them either.
+
+Successive halving (Jamieson and Talwalkar, 2016) spends the budget where it matters: many
+candidates get a few iterations, and only the best of each rung get more. A wall-clock budget
+stops the search early; the best candidate of the highest rung reached wins. The cold pairs
+of the validation split get the same baseline prediction from every candidate, so judging on
+the warm pairs only orders the candidates the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys_assets.model.biases import Biases, fit_biases
+from recsys_assets.model.evaluation import ranking_metrics, rating_metrics
+from recsys_assets.model.features import TEST, TRAIN, SplitMethod, split_ratings
+from recsys_assets.model.training import (
+    COLD,
+    PREDICTION,
+    AlsParams,
+    HeadParams,
+    Heads,
+    TrainedModel,
+    TuningConfig,
+    indexed,
+    learning_columns,
+    ranking_head,
+    rating_head,
+)
+from recsys_core.contract import LIKED_RATING
+
+RATING, RANKING = "rating", "ranking"
+HEADS = (RATING, RANKING)
+NDCG_CUTOFF = 10
+RANK_SHARE = 5
+"""A rank above 1/5 of the smaller side (reviewers or items) only memorises: such grid ranks are not tried."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One fit of one candidate at one rung, and how it did on the validation split."""
+
+    head: str
+    rung: int
+    params: HeadParams
+    metric: str
+    value: float
+    seconds: float
+
+    def better_than(self, other: Trial) -> bool:
+        return self.value < other.value if self.metric == "rmse" else self.value > other.value
+
+
+@dataclass(frozen=True)
+class Search:
+    heads: Heads
+    trials: list[Trial]
+    skipped: str | None  # why the search did not run, when it did not
+    budget_exhausted: bool
+
+
+def candidates(config: TuningConfig, params: AlsParams, head: str, largest_rank: int) -> list[HeadParams]:
+    """``AlsParams``' own values, then seeded draws from the grid, without repeats, ranks capped by the data."""
+    ranks = [rank for rank in config.ranks if rank <= largest_rank] or [min(config.ranks)]
+    alphas = config.alphas if head == RANKING else [params.alpha]
+    grid = [
+        HeadParams(rank=rank, reg_param=reg, max_iter=config.rungs[0], alpha=alpha)
+        for rank, reg, alpha in itertools.product(ranks, config.reg_params, alphas)
+    ]
+    own = params.head.with_iterations(config.rungs[0])
+    rng = np.random.default_rng([params.seed, HEADS.index(head)])
+    drawn = [grid[i] for i in rng.choice(len(grid), size=min(len(grid), config.candidates), replace=False)]
+    return [own, *(candidate for candidate in drawn if candidate != own)][: config.candidates]
+
+
+Judge = Callable[[HeadParams], Trial]
+
+
+def successive_halving(
+    config: TuningConfig, start: list[HeadParams], judge: Judge, deadline: float
+) -> tuple[list[Trial], bool]:
+    """Every trial, and whether the budget ran out before the last rung was done."""
+    trials: list[Trial] = []
+    survivors = start
+    for iterations in config.rungs:
+        done: list[Trial] = []
+        for candidate in survivors:
+            if time.monotonic() > deadline:
+                return trials + done, True
+            done.append(judge(candidate.with_iterations(iterations)))
+        trials += done
+        ranked = sorted(done, key=_sort_key)
+        survivors = [trial.params for trial in ranked[: max(1, math.ceil(len(ranked) / config.halving))]]
+    return trials, False
+
+
+def _sort_key(trial: Trial) -> tuple[float, int, float]:
+    """Best first; a tie goes to the smaller rank, then the stronger regularisation (the simpler model)."""
+    value = trial.value if trial.metric == "rmse" else -trial.value
+    return value, trial.params.rank, -trial.params.reg_param
+
+
+def best(trials: list[Trial]) -> Trial:
+    """The best trial of the highest rung any trial reached."""
+    top = max(trial.rung for trial in trials)
+    return min((trial for trial in trials if trial.rung == top), key=_sort_key)
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """The search's own split of the train split, with what each judge needs, cached once."""
+
+    learn: DataFrame  # learning_columns of the search's train part
+    biases: Biases  # fitted on the search's train part only
+    held: DataFrame  # one validation rating per reviewer with more than one
+    reviewers: DataFrame  # reviewers ranked by the ranking judge
+    relevant: DataFrame  # their liked validation items
+    exclude: DataFrame  # what they rated in the search's train part
+
+    def release(self) -> None:
+        for frame in (self.learn, self.held, self.reviewers, self.relevant):
+            frame.unpersist()
+
+
+def _validation(train: DataFrame, params: AlsParams) -> _Validation:
+    labelled = split_ratings(train, SplitMethod.LEAVE_K_OUT, params.seed + 1, 0.5, 1)
+    part = labelled.where(F.col("split") == TRAIN).drop("split")
+    held = labelled.where(F.col("split") == TEST).drop("split").cache()
+    relevant = held.where(F.col("overall") >= LIKED_RATING).select("reviewerID", "asin").cache()
+    reviewers = (
+        relevant.select("reviewerID")
+        .distinct()
+        .orderBy(F.xxhash64("reviewerID", F.lit(params.seed)), "reviewerID")
+        .limit(params.tuning.max_validation_users)
+        .cache()
+    )
+    biases = fit_biases(part, params.bias_damping)
+    learn = learning_columns(part, biases).cache()
+    return _Validation(learn, biases, held, reviewers, relevant, part.select("reviewerID", "asin"))
+
+
+def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int) -> Search:
+    """Each head's parameters: from the search when it is on and affordable, else ``AlsParams``' own."""
+    config = params.tuning
+    if config.budget_s == 0:
+        return Search(Heads.untuned(params), [], "tuning is off (budget_s = 0)", False)
+    if train_ratings > config.max_train_ratings:
+        reason = f"{train_ratings:,} training ratings is more than max_train_ratings ({config.max_train_ratings:,})"
+        return Search(Heads.untuned(params), [], reason, False)
+    started = time.monotonic()
+    validation = _validation(train, params)
+    try:
+        sizes = validation.learn.agg(F.countDistinct("reviewerID"), F.countDistinct("asin")).first()
+        largest_rank = max(1, min(int(sizes[0]), int(sizes[1])) // RANK_SHARE) if sizes else 1
+        # The rating head gets a third of the budget; the ranking head's trials (a top-k each) the rest.
+        rating_share = config.budget_s / 3 if params.implicit_prefs else config.budget_s
+        trials, exhausted = successive_halving(
+            config,
+            candidates(config, params, RATING, largest_rank),
+            _judge(RATING, params, lambda candidate: _validation_rmse(validation, params, blocks, candidate)),
+            started + rating_share,
+        )
+        rating = ranking = best(trials).params
+        if params.implicit_prefs:
+            ranking_trials, ranking_exhausted = successive_halving(
+                config,
+                candidates(config, params, RANKING, largest_rank),
+                _judge(RANKING, params, lambda candidate: _validation_ndcg(validation, params, blocks, candidate)),
+                started + config.budget_s,
+            )
+            trials += ranking_trials
+            exhausted = exhausted or ranking_exhausted
+            ranking = best(ranking_trials).params
+    finally:
+        validation.release()
+    return Search(Heads(rating, ranking), trials, None, exhausted)
+
+
+def _judge(head: str, params: AlsParams, score: Callable[[HeadParams], tuple[str, float]]) -> Judge:
+    """A judge that times ``score`` and files its result under the candidate's rung."""
+
+    def judge(candidate: HeadParams) -> Trial:
+        started = time.monotonic()
+        metric, value = score(candidate)
+        rung = params.tuning.rungs.index(candidate.max_iter)
+        return Trial(head, rung, candidate, metric, value, time.monotonic() - started)
+
+    return judge
+
+
+def _validation_rmse(
+    validation: _Validation, params: AlsParams, blocks: int, candidate: HeadParams
+) -> tuple[str, float]:
+    explicit = params.model_copy(update={"implicit_prefs": False})
+    fitted = indexed(rating_head(params, candidate, blocks)).fit(validation.learn)
+    model = TrainedModel("validation", explicit, fitted, validation.biases, Heads(candidate, candidate))
+    rmse = rating_metrics(model.predict_ratings(validation.held).where(~F.col(COLD)), F.col(PREDICTION))["rmse"]
+    return "rmse", math.inf if rmse is None else rmse
+
+
+def _validation_ndcg(
+    validation: _Validation, params: AlsParams, blocks: int, candidate: HeadParams
+) -> tuple[str, float]:
+    fitted = indexed(ranking_head(params, candidate, blocks)).fit(validation.learn)
+    model = TrainedModel("validation", params, fitted, validation.biases, Heads(candidate, candidate))
+    top = model.recommend(validation.reviewers, validation.exclude, NDCG_CUTOFF)
+    metric = f"ndcg@{NDCG_CUTOFF}"
+    ndcg = ranking_metrics(top, validation.relevant, validation.reviewers, (NDCG_CUTOFF,)).get(metric)
+    return metric, 0.0 if ndcg is None else ndcg
+
+
+def table_rows(trials: list[Trial]) -> Iterator[list[object]]:
+    """The search's table, one row per trial, in the order they ran."""
+    for trial in trials:
+        p = trial.params
+        yield [
+            trial.head,
+            trial.rung,
+            p.rank,
+            p.reg_param,
+            p.alpha,
+            p.max_iter,
+            trial.metric,
+            trial.value,
+            trial.seconds,
+        ]

@@ -1,0 +1,145 @@
+"""The validation search and the honest rating metrics, on small crafted data with real Spark."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recsys_assets.model.biases import BASELINE
+from recsys_assets.model.features import clean_ratings
+from recsys_assets.model.training import (
+    COLD,
+    PREDICTION,
+    AlsParams,
+    HeadParams,
+    Heads,
+    TuningConfig,
+    fit_model,
+)
+from recsys_assets.model.tuning import (
+    RANKING,
+    RATING,
+    Judge,
+    Trial,
+    best,
+    candidates,
+    search,
+    successive_halving,
+)
+
+SMALL = TuningConfig(ranks=[2, 4], reg_params=[0.05, 0.5], alphas=[1.0, 20.0], rungs=[2, 4], candidates=4)
+
+
+def _ratings(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 3) -> DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [
+        (f"r{u}-{i}", "Cat", f"u{u}", f"i{i}", float(rng.choice([1, 2, 3, 4, 5], p=[0.05, 0.05, 0.1, 0.2, 0.6])), u)
+        for u in range(users)
+        for i in rng.choice(items, size=int(rng.integers(4, 9)), replace=False)
+    ]
+    reviews = spark.createDataFrame(
+        rows, "_id string, category string, reviewerID string, asin string, overall double, unixReviewTime long"
+    )
+    return clean_ratings(reviews)[0].cache()
+
+
+def _judge_by(values: dict[tuple[int, float], float], rungs: list[int], metric: str = "rmse") -> Judge:
+    """A judge with known answers, to see which candidates go on; the rung is the index of the iterations."""
+
+    def judge(candidate: HeadParams) -> Trial:
+        rung = rungs.index(candidate.max_iter)
+        return Trial(RATING, rung, candidate, metric, values[(candidate.rank, candidate.reg_param)], 0.0)
+
+    return judge
+
+
+def test_successive_halving_promotes_the_best_share_of_each_rung() -> None:
+    config = SMALL.model_copy(update={"rungs": [1, 2, 4], "halving": 2})
+    start = [HeadParams(rank=r, reg_param=g, max_iter=1, alpha=1.0) for r in (2, 4) for g in (0.05, 0.5)]
+    values = {(2, 0.05): 1.3, (2, 0.5): 1.1, (4, 0.05): 1.0, (4, 0.5): 1.2}
+    trials, exhausted = successive_halving(config, start, _judge_by(values, config.rungs), math.inf)
+    assert not exhausted
+    per_rung = [[(t.params.rank, t.params.reg_param) for t in trials if t.rung == rung] for rung in range(3)]
+    assert per_rung == [[(2, 0.05), (2, 0.5), (4, 0.05), (4, 0.5)], [(4, 0.05), (2, 0.5)], [(4, 0.05)]]  # best first
+    assert [t.params.max_iter for t in trials] == [1, 1, 1, 1, 2, 2, 4]
+    chosen = best(trials)
+    assert (chosen.params.rank, chosen.params.reg_param, chosen.params.max_iter) == (4, 0.05, 4)
+
+
+def test_a_spent_budget_stops_the_search_and_ndcg_is_maximised() -> None:
+    start = [HeadParams(rank=r, reg_param=0.1, max_iter=2, alpha=1.0) for r in (2, 4)]
+    values = {(2, 0.1): 0.1, (4, 0.1): 0.3}
+    trials, exhausted = successive_halving(SMALL, start, _judge_by(values, SMALL.rungs), -math.inf)
+    assert (trials, exhausted) == ([], True)
+    trials, _ = successive_halving(SMALL, start, _judge_by(values, SMALL.rungs, "ndcg@10"), math.inf)
+    assert best(trials).params.rank == 4  # the higher NDCG wins; for RMSE the lower would
+
+
+def test_candidates_start_with_the_configured_values_draw_from_the_grid_and_respect_the_data() -> None:
+    params = AlsParams(rank=4, reg_param=0.5, alpha=1.0, tuning=SMALL)
+    rating = candidates(SMALL, params, RATING, largest_rank=100)
+    assert rating[0] == HeadParams(rank=4, reg_param=0.5, max_iter=2, alpha=1.0)
+    assert len(rating) == len(set(rating)) == 4  # the grid has 4 points, one of them the configured values
+    assert {c.alpha for c in rating} == {1.0}  # the rating head has no alpha to tune
+    ranking = candidates(SMALL, params, RANKING, largest_rank=100)
+    assert len(set(ranking)) == 4
+    assert {c.alpha for c in ranking} <= {1.0, 20.0}
+    assert candidates(SMALL, params, RANKING, largest_rank=100) == ranking  # seeded
+    assert {c.rank for c in candidates(SMALL, params, RATING, largest_rank=3)} <= {2, 4}
+    assert {c.rank for c in candidates(SMALL, params, RATING, largest_rank=3)[1:]} == {2}  # grid ranks capped
+
+
+def test_search_tunes_each_head_on_validation_and_the_model_is_fitted_with_its_choice(spark: SparkSession) -> None:
+    train = _ratings(spark)
+    params = AlsParams(rank=2, reg_param=0.5, max_iter=2, alpha=1.0, seed=5, tuning=SMALL)
+    found = search(train, params, blocks=2, train_ratings=train.count())
+    assert found.skipped is None
+    assert not found.budget_exhausted
+    for head, metric in ((RATING, "rmse"), (RANKING, "ndcg@10")):
+        trials = [t for t in found.trials if t.head == head]
+        assert [t.rung for t in trials] == [0, 0, 0, 0, 1, 1]
+        assert {t.metric for t in trials} == {metric}
+        assert all(math.isfinite(t.value) for t in trials)
+        assert best(trials).params == getattr(found.heads, head)
+    assert found.heads.rating.max_iter == found.heads.ranking.max_iter == 4
+
+    model = fit_model(train, params, found.heads, "v", blocks=2)
+    assert model.ranking_head.rank == found.heads.ranking.rank
+    assert model.ranking_params == found.heads.ranking
+
+
+def test_search_is_skipped_when_off_or_too_large_and_the_configured_values_serve(spark: SparkSession) -> None:
+    train = _ratings(spark)
+    params = AlsParams(rank=3, tuning=SMALL.model_copy(update={"max_train_ratings": 10}))
+    too_large = search(train, params, blocks=2, train_ratings=train.count())
+    assert too_large.heads == Heads.untuned(params)
+    assert not too_large.trials
+    assert "max_train_ratings" in str(too_large.skipped)
+    off = search(train, params.model_copy(update={"tuning": SMALL.model_copy(update={"budget_s": 0})}), 2, 1)
+    assert off.heads == Heads.untuned(params)
+    assert "off" in str(off.skipped)
+
+
+def test_every_held_out_rating_is_predicted_and_cold_pairs_get_the_baseline(spark: SparkSession) -> None:
+    train = _ratings(spark)
+    params = AlsParams(rank=2, max_iter=3)
+    model = fit_model(train, params, Heads.untuned(params), "v", blocks=2)
+    held = spark.createDataFrame(
+        [("u1", "i1", 5.0), ("new-user", "i1", 4.0), ("u1", "new-item", 3.0), ("new-user", "new-item", 1.0)],
+        "reviewerID string, asin string, overall double",
+    )
+    predicted = {(r["reviewerID"], r["asin"]): r for r in model.predict_ratings(held).collect()}
+    assert len(predicted) == 4
+    assert {key for key, row in predicted.items() if not row[COLD]} == {("u1", "i1")}
+    for row in predicted.values():
+        if row[COLD]:
+            assert row[PREDICTION] == pytest.approx(row[BASELINE])
+    assert predicted[("new-user", "new-item")][PREDICTION] == pytest.approx(model.biases.global_mean)
+    item_bias = model.biases.items.where(F.col("asin") == "i1").first()
+    assert item_bias is not None
+    assert predicted[("new-user", "i1")][PREDICTION] == pytest.approx(model.biases.global_mean + item_bias[1])
+    assert predicted[("u1", "i1")][PREDICTION] != pytest.approx(predicted[("u1", "i1")][BASELINE])
