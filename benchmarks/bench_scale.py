@@ -101,25 +101,25 @@ def run_one(reviews: int, out: Path) -> None:
     reviewers = ratings.where(F.col("split") == "train").select("reviewerID").distinct().cache()
     reviewers.count()
     scoring_started = time.perf_counter()
-    listed = model.recommend(reviewers, ratings, K).count()
+    listed = model.ranker.recommend(reviewers, ratings, K).count()
     ours = time.perf_counter() - scoring_started
 
-    table = ItemFactorTable.collect(model.item_factors())
+    table = ItemFactorTable.collect(model.ranker.item_factors())
     position = {asin: i for i, asin in enumerate(table.asins)}
-    users = model.user_factors().join(reviewers, "reviewerID").orderBy("reviewerID").collect()
+    users = model.ranker.user_factors().join(reviewers, "reviewerID").orderBy("reviewerID").collect()
     seen: dict[str, list[int]] = {}
     for row in ratings.select("reviewerID", "asin").collect():
         seen.setdefault(row["reviewerID"], []).append(position.get(row["asin"], -1))
     vectors = np.asarray([row["vector"] for row in users], dtype=np.float64)
     rated = [np.asarray([i for i in seen.get(row["reviewerID"], []) if i >= 0], dtype=np.int64) for row in users]
-    bias = table.bias if model.ranking_adds_item_bias else np.zeros_like(table.bias)
+    bias = table.bias if model.ranker.adds_item_bias else np.zeros_like(table.bias)
     anchor = _numpy_top_k(vectors, table.vectors, bias, rated)
 
     jvm = spark.sparkContext._jvm
     result = {
         "reviews": reviews,
-        "reviewers": len(model.user_indexer.labels),
-        "items": len(model.item_indexer.labels),
+        "reviewers": model.ids.users.count(),
+        "items": model.ids.items.count(),
         "total_s": round(total, 1),
         "stages_s": {name: round(seconds, 1) for name, seconds in stages.items()},
         "top_k_users": listed // K,

@@ -191,7 +191,9 @@ def evaluate(
     predicted.unpersist()
 
     relevant = test.where(F.col("overall") >= relevant_min_rating).select("reviewerID", "asin").cache()
-    eligible = model.user_factors().select("reviewerID").join(relevant.select("reviewerID").distinct(), "reviewerID")
+    eligible = (
+        model.ranker.user_factors().select("reviewerID").join(relevant.select("reviewerID").distinct(), "reviewerID")
+    )
     eligible_count = eligible.count()
     if eligible_count > max_ranking_users:
         eligible = eligible.orderBy(F.xxhash64("reviewerID", F.lit(seed)), "reviewerID").limit(max_ranking_users)
@@ -200,7 +202,7 @@ def evaluate(
     item_scores = baseline_scores(model, train)
     k_max = max(CUTOFFS)
     exclude = train.select("reviewerID", "asin")
-    tops = {MODEL: model.recommend(reviewers, exclude, k_max)}
+    tops = {MODEL: model.ranker.recommend(reviewers, exclude, k_max)}
     tops |= {name: global_top_k(reviewers, exclude, s, k_max) for name, s in item_scores.items()}
     for name, listed in tops.items():
         top = listed.cache()

@@ -138,7 +138,7 @@ def recommendation_documents(
     train = ratings.where(F.col("split") == TRAIN)
     reviewers = train.select("reviewerID").distinct()
     if serves == MODEL:
-        items = _explained(model, model.recommend(reviewers, rated, k), train)
+        items = _explained(model, model.ranker.recommend(reviewers, rated, k), train)
         source, decision = F.lit("batch"), F.lit(None).cast("string")
     else:
         top = global_top_k(reviewers, rated, baseline_scores(model, train)[serves], k)
@@ -175,7 +175,7 @@ def _explained(model: TrainedModel, top: DataFrame, train: DataFrame) -> DataFra
     liked = train.where(F.col("overall") >= LIKED_RATING).select(
         "reviewerID", F.col("asin").alias("because_asin"), F.col("overall").alias("weight")
     )
-    factors = model.item_factors().select("asin", "vector")
+    factors = model.ranker.item_factors().select("asin", "vector")
     strongest = Window.partitionBy("reviewerID", "asin").orderBy(F.col("contribution").desc(), "because_asin")
     because = (
         top.select("reviewerID", "asin")
@@ -207,7 +207,7 @@ def similar_documents(model: TrainedModel, products: DataFrame, k: int, updated_
     item left out of its own list: items x items x rank flops, never items x items rows.
     """
     norm = F.sqrt(dot("vector", "vector"))
-    unit = model.item_factors().select(
+    unit = model.ranker.item_factors().select(
         "asin",
         F.when(norm > 0, F.transform("vector", lambda x: x / norm)).otherwise(F.col("vector")).alias("vector"),
         F.lit(0.0).alias("item_bias"),
@@ -275,7 +275,7 @@ def popular_documents(
 def item_factor_documents(model: TrainedModel, updated_at: datetime) -> DataFrame:
     """Everything a fold-in needs per item (see recsys_core.scoring), keyed by asin."""
     return conform(
-        model.item_factors().select(
+        model.ranker.item_factors().select(
             "asin",
             "vector",
             "item_bias",

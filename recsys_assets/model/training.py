@@ -1,4 +1,4 @@
-"""The model: damped biases plus a Spark ML Pipeline (two StringIndexers and ALS), saved in the model store.
+"""The model: damped biases, dense id indices and two ALS heads, saved in the model store.
 
 The pipeline has a *rating head*, an explicit ALS on the residual ``r - (mu + b_u + b_i)``,
 which predicts ratings, and, when ``implicit_prefs`` is on, a *ranking head*, an implicit
@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from dagster import Config
 from pydantic import BaseModel, ConfigDict, Field
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -164,15 +162,32 @@ def ranking_head(params: AlsParams, head: HeadParams, blocks: int) -> ALS:
     return _als(params, head, blocks, PREFERENCE, ratingCol=IMPLICIT_STRENGTH, implicitPrefs=True, alpha=head.alpha)
 
 
-def indexed(*heads: ALS) -> Pipeline:
-    """The two StringIndexers, then the heads: the ranking head, when there is one, last."""
-    return Pipeline(
-        stages=[
-            # "skip": held-out rows of reviewers or items the model never saw are dropped, as coldStartStrategy does.
-            StringIndexer(inputCol="reviewerID", outputCol=USER_INDEX, handleInvalid="skip"),
-            StringIndexer(inputCol="asin", outputCol=ITEM_INDEX, handleInvalid="skip"),
-            *heads,
-        ]
+@dataclass(frozen=True)
+class Ids:
+    """Dense ALS indices for the string ids, as tables: never a reviewers- or items-sized list in the driver.
+
+    Indices are given in id order (a sorted ``zipWithIndex``), so they depend only on the ids.
+    """
+
+    users: DataFrame  # reviewerID, user_index
+    items: DataFrame  # asin, item_index
+
+    @classmethod
+    def of(cls, ratings: DataFrame) -> Ids:
+        return cls(_dense_index(ratings, "reviewerID", USER_INDEX), _dense_index(ratings, "asin", ITEM_INDEX))
+
+    def attach(self, ratings: DataFrame) -> DataFrame:
+        """``ratings`` with both indices; a row of a reviewer or item without one is dropped."""
+        return ratings.join(self.users, "reviewerID").join(self.items, "asin")
+
+    def cache(self) -> Ids:
+        return Ids(self.users.cache(), self.items.cache())
+
+
+def _dense_index(ratings: DataFrame, id_column: str, index_column: str) -> DataFrame:
+    ordered = ratings.select(id_column).distinct().orderBy(id_column).rdd
+    return (
+        ordered.zipWithIndex().map(lambda pair: (pair[0][0], pair[1])).toDF(f"{id_column} string, {index_column} int")
     )
 
 
@@ -187,38 +202,55 @@ def learning_columns(train: DataFrame, biases: Biases) -> DataFrame:
 
 
 @dataclass(frozen=True)
+class Ranker:
+    """One head's factors keyed by the original ids: what the top-k lists are scored with."""
+
+    ids: Ids
+    head: ALSModel
+    biases: Biases
+    adds_item_bias: bool  # the rating head ranks by b_i + x_u . y_i; the implicit head by x_u . y_i
+
+    def user_factors(self) -> DataFrame:
+        """``reviewerID, vector``."""
+        factors = self.head.userFactors.withColumnRenamed("id", USER_INDEX)
+        return self.ids.users.join(factors, USER_INDEX).select("reviewerID", F.col("features").alias("vector"))
+
+    def item_factors(self) -> DataFrame:
+        """``asin, vector, item_bias``, with the item's damped bias."""
+        factors = self.head.itemFactors.withColumnRenamed("id", ITEM_INDEX)
+        named = self.ids.items.join(factors, ITEM_INDEX).select("asin", F.col("features").alias("vector"))
+        return named.join(self.biases.items, "asin", "left").fillna(0.0, ["item_bias"])
+
+    def recommend(self, reviewers: DataFrame, exclude: DataFrame, k: int) -> DataFrame:
+        """``reviewerID, asin, score, rank``: the ``k`` best items for each known reviewer, none in ``exclude``."""
+        users = self.user_factors().join(reviewers.select("reviewerID").distinct(), "reviewerID")
+        return model_top_k(users, exclude, ItemFactorTable.collect(self.item_factors()), k, self.adds_item_bias)
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     version: str
     params: AlsParams
-    pipeline: PipelineModel
     biases: Biases
     heads: Heads
+    ids: Ids
+    rating: ALSModel
+    ranking: ALSModel | None  # None: the rating head ranks (implicit_prefs off)
 
     @property
-    def user_indexer(self) -> StringIndexerModel:
-        return cast(StringIndexerModel, self.pipeline.stages[0])
-
-    @property
-    def item_indexer(self) -> StringIndexerModel:
-        return cast(StringIndexerModel, self.pipeline.stages[1])
-
-    @property
-    def ranking_head(self) -> ALSModel:
-        """The implicit head when there is one, else the rating head."""
-        return cast(ALSModel, self.pipeline.stages[-1])
+    def ranker(self) -> Ranker:
+        if self.ranking is None:
+            return Ranker(self.ids, self.rating, self.biases, adds_item_bias=True)
+        return Ranker(self.ids, self.ranking, self.biases, adds_item_bias=False)
 
     @property
     def rank(self) -> int:
-        return int(self.ranking_head.rank)
-
-    @property
-    def ranking_adds_item_bias(self) -> bool:
-        return not self.params.implicit_prefs
+        return int(self.ranker.head.rank)
 
     @property
     def ranking_params(self) -> HeadParams:
         """What the ranking head was fitted with: the online fold-in solves with the same."""
-        return self.heads.ranking if self.params.implicit_prefs else self.heads.rating
+        return self.heads.rating if self.ranking is None else self.heads.ranking
 
     def predict_ratings(self, ratings: DataFrame) -> DataFrame:
         """Every row of ``ratings`` with ``prediction = mu + b_u + b_i + x_u . y_i``, and ``cold``.
@@ -227,7 +259,7 @@ class TrainedModel:
         baseline alone (the biases it has, else the global mean): no row is ever dropped.
         """
         keys = ["reviewerID", "asin"]
-        residuals = self.pipeline.transform(ratings.select(*keys)).select(*keys, RESIDUAL_PREDICTION)
+        residuals = self.rating.transform(self.ids.attach(ratings.select(*keys))).select(*keys, RESIDUAL_PREDICTION)
         return (
             with_baseline(ratings, self.biases)
             .join(residuals, keys, "left")
@@ -235,44 +267,25 @@ class TrainedModel:
             .withColumn(PREDICTION, F.col(BASELINE) + F.coalesce(F.col(RESIDUAL_PREDICTION), F.lit(0.0)))
         )
 
-    def user_factors(self) -> DataFrame:
-        """``reviewerID, vector`` of the ranking head."""
-        return _labelled(self.ranking_head.userFactors, self.user_indexer.labels, "reviewerID")
-
-    def item_factors(self) -> DataFrame:
-        """``asin, vector, item_bias`` of the ranking head, with the item's damped bias."""
-        factors = _labelled(self.ranking_head.itemFactors, self.item_indexer.labels, "asin")
-        return factors.join(self.biases.items, "asin", "left").fillna(0.0, ["item_bias"])
-
-    def recommend(self, reviewers: DataFrame, exclude: DataFrame, k: int) -> DataFrame:
-        """``reviewerID, asin, score, rank``: the ``k`` best items for each known reviewer, none in ``exclude``."""
-        users = self.user_factors().join(reviewers.select("reviewerID").distinct(), "reviewerID")
-        items = ItemFactorTable.collect(self.item_factors())
-        return model_top_k(users, exclude, items, k, self.ranking_adds_item_bias)
-
-
-def _labelled(factors: DataFrame, labels: list[str], id_column: str) -> DataFrame:
-    """ALS factors keyed by the original string id instead of the indexer's number."""
-    indexed = factors.withColumn("_index", F.col("id").cast("double"))
-    named = IndexToString(inputCol="_index", outputCol=id_column, labels=labels).transform(indexed)
-    return named.select(id_column, F.col("features").alias("vector"))
-
 
 def fit_model(train: DataFrame, params: AlsParams, heads: Heads, version: str, blocks: int) -> TrainedModel:
-    """Fit the biases, then the indexers and the heads, on ``train``."""
+    """Fit the biases, the ids' indices and the heads on ``train``."""
     biases = fit_biases(train, params.bias_damping)
-    data = learning_columns(train, biases).cache()
-    stages = [rating_head(params, heads.rating, blocks)]
-    if params.implicit_prefs:
-        stages.append(ranking_head(params, heads.ranking, blocks))
-    fitted = indexed(*stages).fit(data)
+    ids = Ids.of(train).cache()
+    data = ids.attach(learning_columns(train, biases)).cache()
+    rating = rating_head(params, heads.rating, blocks).fit(data)
+    ranking = ranking_head(params, heads.ranking, blocks).fit(data) if params.implicit_prefs else None
     data.unpersist()
-    return TrainedModel(version, params, fitted, biases, heads)
+    return TrainedModel(version, params, biases, heads, ids, rating, ranking)
 
 
 def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri: str, ratings_uri: str) -> None:
-    """The pipeline, the biases and ``model.json`` (parameters, and the ratings it was fitted on) under ``uri``."""
-    model.pipeline.write().overwrite().save(f"{uri}/pipeline")
+    """The heads, the ids' indices, the biases and ``model.json`` (parameters, and the ratings it was fitted on)."""
+    model.rating.write().overwrite().save(f"{uri}/rating_head")
+    if model.ranking is not None:
+        model.ranking.write().overwrite().save(f"{uri}/ranking_head")
+    model.ids.users.write.mode("overwrite").parquet(f"{uri}/user_index")
+    model.ids.items.write.mode("overwrite").parquet(f"{uri}/item_index")
     model.biases.users.write.mode("overwrite").parquet(f"{uri}/user_bias")
     model.biases.items.write.mode("overwrite").parquet(f"{uri}/item_bias")
     store.write_json(
@@ -297,7 +310,8 @@ def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel
         users=spark.read.parquet(f"{uri}/user_bias"),
         items=spark.read.parquet(f"{uri}/item_bias"),
     )
-    pipeline = PipelineModel.load(f"{uri}/pipeline")
     params = AlsParams.model_validate(meta["params"])
     heads = Heads(**{name: HeadParams.model_validate(head) for name, head in meta["heads"].items()})
-    return TrainedModel(str(meta["version"]), params, pipeline, biases, heads)
+    ids = Ids(spark.read.parquet(f"{uri}/user_index"), spark.read.parquet(f"{uri}/item_index"))
+    ranking = ALSModel.load(f"{uri}/ranking_head") if params.implicit_prefs else None
+    return TrainedModel(str(meta["version"]), params, biases, heads, ids, ALSModel.load(f"{uri}/rating_head"), ranking)

@@ -33,9 +33,10 @@ from recsys_assets.model.training import (
     AlsParams,
     HeadParams,
     Heads,
+    Ids,
+    Ranker,
     TrainedModel,
     TuningConfig,
-    indexed,
     learning_columns,
     ranking_head,
     rating_head,
@@ -123,15 +124,16 @@ def best(trials: list[Trial]) -> Trial:
 class _Validation:
     """The search's own split of the train split, with what each judge needs, cached once."""
 
-    learn: DataFrame  # learning_columns of the search's train part
+    learn: DataFrame  # learning_columns of the search's train part, with the indices
     biases: Biases  # fitted on the search's train part only
+    ids: Ids
     held: DataFrame  # one validation rating per reviewer with more than one
     reviewers: DataFrame  # reviewers ranked by the ranking judge
     relevant: DataFrame  # their liked validation items
     exclude: DataFrame  # what they rated in the search's train part
 
     def release(self) -> None:
-        for frame in (self.learn, self.held, self.reviewers, self.relevant):
+        for frame in (self.learn, self.held, self.reviewers, self.relevant, self.ids.users, self.ids.items):
             frame.unpersist()
 
 
@@ -148,8 +150,9 @@ def _validation(train: DataFrame, params: AlsParams) -> _Validation:
         .cache()
     )
     biases = fit_biases(part, params.bias_damping)
-    learn = learning_columns(part, biases).cache()
-    return _Validation(learn, biases, held, reviewers, relevant, part.select("reviewerID", "asin"))
+    ids = Ids.of(part).cache()
+    learn = ids.attach(learning_columns(part, biases)).cache()
+    return _Validation(learn, biases, ids, held, reviewers, relevant, part.select("reviewerID", "asin"))
 
 
 def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int) -> Search:
@@ -205,8 +208,9 @@ def _validation_rmse(
     validation: _Validation, params: AlsParams, blocks: int, candidate: HeadParams
 ) -> tuple[str, float]:
     explicit = params.model_copy(update={"implicit_prefs": False})
-    fitted = indexed(rating_head(params, candidate, blocks)).fit(validation.learn)
-    model = TrainedModel("validation", explicit, fitted, validation.biases, Heads(candidate, candidate))
+    rating = rating_head(params, candidate, blocks).fit(validation.learn)
+    heads = Heads(candidate, candidate)
+    model = TrainedModel("validation", explicit, validation.biases, heads, validation.ids, rating, None)
     rmse = rating_metrics(model.predict_ratings(validation.held).where(~F.col(COLD)), F.col(PREDICTION))["rmse"]
     return "rmse", math.inf if rmse is None else rmse
 
@@ -214,9 +218,9 @@ def _validation_rmse(
 def _validation_ndcg(
     validation: _Validation, params: AlsParams, blocks: int, candidate: HeadParams
 ) -> tuple[str, float]:
-    fitted = indexed(ranking_head(params, candidate, blocks)).fit(validation.learn)
-    model = TrainedModel("validation", params, fitted, validation.biases, Heads(candidate, candidate))
-    top = model.recommend(validation.reviewers, validation.exclude, NDCG_CUTOFF)
+    head = ranking_head(params, candidate, blocks).fit(validation.learn)
+    ranker = Ranker(validation.ids, head, validation.biases, adds_item_bias=False)
+    top = ranker.recommend(validation.reviewers, validation.exclude, NDCG_CUTOFF)
     metric = f"ndcg@{NDCG_CUTOFF}"
     ndcg = ranking_metrics(top, validation.relevant, validation.reviewers, (NDCG_CUTOFF,)).get(metric)
     return metric, 0.0 if ndcg is None else ndcg

@@ -211,13 +211,13 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
     model_handle = handle(published.result, "als_model", ModelHandle)
     model = load_model(published.pipeline.model_store(), spark, model_handle.uri)
     assert factors.model_version == model.version
-    assert len(factors.asins) == len(model.item_indexer.labels)
+    assert len(factors.asins) == model.ids.items.count()
     ranking = {row["head"]: row for row in published.metadata("als_model")["heads"]}["ranking"]
     assert factors.rank == ranking["rank"]
     assert (factors.reg_param, factors.alpha) == (ranking["regParam"], ranking["alpha"])
     train = _ratings(published, spark).where("split = 'train'")
     reviewers = [r[0] for r in train.select("reviewerID").distinct().orderBy("reviewerID").limit(20).collect()]
-    learnt = {r["reviewerID"]: np.asarray(r["vector"]) for r in model.user_factors().collect()}
+    learnt = {r["reviewerID"]: np.asarray(r["vector"]) for r in model.ranker.user_factors().collect()}
     for reviewer in reviewers:
         ratings = {r["asin"]: r["overall"] for r in train.where(F.col("reviewerID") == reviewer).collect()}
         folded = scoring.fold_in(factors, ratings)

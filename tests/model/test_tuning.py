@@ -31,7 +31,10 @@ from recsys_assets.model.tuning import (
     successive_halving,
 )
 
-SMALL = TuningConfig(ranks=[2, 4], reg_params=[0.05, 0.5], alphas=[1.0, 20.0], rungs=[2, 4], candidates=4)
+SMALL = TuningConfig(
+    ranks=[2, 4], reg_params=[0.05, 0.5], alphas=[1.0, 20.0], rungs=[2, 4], candidates=4, budget_s=86_400
+)
+"""A grid small enough to check by hand, and a budget no machine spends: the time limit has its own test."""
 
 
 def _ratings(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 3) -> DataFrame:
@@ -108,7 +111,7 @@ def test_search_tunes_each_head_on_validation_and_the_model_is_fitted_with_its_c
     assert found.heads.rating.max_iter == found.heads.ranking.max_iter == 4
 
     model = fit_model(train, params, found.heads, "v", blocks=2)
-    assert model.ranking_head.rank == found.heads.ranking.rank
+    assert model.rank == found.heads.ranking.rank
     assert model.ranking_params == found.heads.ranking
 
 

@@ -92,8 +92,8 @@ def als_model(
         "ratings_version": training_ratings.version,
         "ratings_fingerprint": training_ratings.fingerprint,
         "params": table({"parameter": "string", "value": "string"}, _params(config)),
-        "reviewers": len(model.user_indexer.labels),
-        "items": len(model.item_indexer.labels),
+        "reviewers": model.ids.users.count(),
+        "items": model.ids.items.count(),
         "global_mean": model.biases.global_mean,
         "heads": _heads_table({"rating": model.heads.rating, "ranking": model.ranking_params}),
         "tuning_status": chosen.skipped
