@@ -62,7 +62,7 @@ class Resources:
         # Outside the lock: with MongoDB down this waits for the server-selection timeout, and
         # other threads must not queue behind it. Running it twice is harmless (idempotent).
         if not self._schema_ready:
-            for name in (mongo.USERS, mongo.LOGIN_FAILURES):
+            for name in mongo.WEB_COLLECTIONS:
                 mongo.ensure_collection(db, name)
             self._schema_ready = True
         return db
