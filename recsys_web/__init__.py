@@ -56,7 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     sessions.init_app(app, resources)
     app.before_request(inputs.refuse_operator_names)
     csrf.init_app(app)
-    throttle.init_app(app)
+    throttle.init_app(app, resources)
     errors.init_app(app)
     app.after_request(_security_headers)
     app.add_template_filter(_when, "when")

@@ -10,8 +10,8 @@ Three things differ from Flask-Session's own ``MongoDBSessionInterface`` set-up,
 subclass: the collection comes from the app's resources, opened on first use in a worker
 (Flask-Session's constructor wants a connected client and creates an index, in gunicorn's
 master before the fork); a session whose ``expiration`` has passed is not read back (MongoDB's
-TTL monitor deletes it only within a minute); and a MongoDB that is down makes the request a 503
-through the app's error handlers, instead of failing while the request context is pushed.
+TTL monitor deletes it only within a minute); and a MongoDB that is down makes the request the
+app's 503, whether reading the session (before the view) or saving it (after) fails.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from recsys_core import mongo
+from recsys_web import errors
 from recsys_web.resources import Resources
 
 
@@ -59,7 +60,16 @@ class SessionInterface(MongoDBSessionInterface):  # type: ignore[misc]  # flask-
     def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
         if getattr(session, "unavailable", False):
             return  # never write a blank over a session that could not be read
-        super().save_session(app, session, response)
+        try:
+            super().save_session(app, session, response)
+        except PyMongoError as exc:
+            # The session is saved after the view, outside the error handlers. An answer must not
+            # stand on what was not stored (a form whose CSRF token is not kept): it becomes the
+            # app's 503 in place.
+            failed = app.make_response(errors.mongo_error(exc))
+            response.status_code = failed.status_code
+            response.headers = failed.headers
+            response.set_data(failed.get_data())
 
 
 def raise_session_error() -> None:

@@ -21,6 +21,8 @@ included, being locked out for good.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -28,17 +30,20 @@ from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded, RouteLimit
 from flask_limiter.util import get_remote_address
+from limits.storage import Storage
 from pymongo import ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 from werkzeug.exceptions import TooManyRequests
 
 from recsys_core import mongo
 from recsys_web import errors
+from recsys_web.resources import Resources
 
 limiter = Limiter(key_func=get_remote_address)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, resources: Resources) -> None:
     """Flask-Limiter on the app's own MongoDB database and deadline."""
     app.config["RATELIMIT_STORAGE_URI"] = app.config["MONGO_URI"]
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {
@@ -49,7 +54,18 @@ def init_app(app: Flask) -> None:
         "appname": "recsys-web-limits",
     }
     limiter.init_app(app)
+    resources.on_close(functools.partial(_release, limiter.storage))
     app.register_error_handler(RateLimitExceeded, _too_many_from_address)
+
+
+def _release(storage: Storage) -> None:
+    """Close the client of ``limits``' MongoDB storage now. Its ``__del__`` would otherwise open one
+    (the client is opened lazily, by a property that also builds indexes) only to close it, and on
+    a MongoDB that is down, raise from a finaliser."""
+    with contextlib.suppress(PyMongoError):
+        client = getattr(storage, "storage", None)  # opens it, if no request did
+        if client is not None:
+            client.close()
 
 
 def _too_many_from_address(exc: RateLimitExceeded) -> ResponseReturnValue:

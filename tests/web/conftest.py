@@ -382,6 +382,16 @@ def positions(event_id: str | None) -> dict[int, int]:
     return {int(p): int(o) for p, o in (pair.split(":") for pair in event_id.split(","))}
 
 
+def forwarded_until(stream: SSEReader, produced: list[tuple[int, int]]) -> list[Any]:
+    """The recommendation events the stream forwards until its position has passed every
+    ``produced`` (partition, offset), so any of them that was going to be forwarded has been."""
+    end: dict[int, int] = {}
+    for partition, offset in produced:
+        end[partition] = max(end.get(partition, 0), offset + 1)
+    blocks = stream.until(lambda b: b.id is not None and all(positions(b.id).get(p, 0) >= o for p, o in end.items()))
+    return [b.data for b in blocks if b.event == "recommendations"]
+
+
 def get_json(url: str) -> tuple[int, Any]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local http URL

@@ -23,9 +23,9 @@ from tests.web.conftest import (
     TopicReader,
     csrf_token,
     event_for,
+    forwarded_until,
     login,
     open_stream,
-    positions,
     register,
 )
 
@@ -179,13 +179,7 @@ def test_a_second_account_reaches_none_of_the_first_accounts_data(
     for stream in streams.values():
         stream.until(lambda b: b.event == "status")
     produced = [publish(event_for(who, title=f"for {who}")) for who in (catalog.reviewer, own)]
-    end: dict[int, int] = {}
-    for partition, offset in produced:
-        end[partition] = max(end.get(partition, 0), offset + 1)
     for who, stream in streams.items():
-        blocks = stream.until(
-            lambda b: b.id is not None and all(positions(b.id).get(p, 0) >= o for p, o in end.items())
-        )
-        received = [b.data["reviewerID"] for b in blocks if b.event == "recommendations"]
+        received = [event["reviewerID"] for event in forwarded_until(stream, produced)]
         assert received == [who], json.dumps(received)
         stream.close()

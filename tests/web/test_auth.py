@@ -67,6 +67,7 @@ def test_the_session_lives_on_the_server_and_logout_ends_it_for_a_copied_cookie(
     login(client, "copy@example.org")
     stolen = session_cookie(client)
     assert db[mongo.SESSIONS].count_documents({"id": stolen}) == 1  # the cookie is only an id
+    assert len(stolen) == 43  # 32 random bytes, URL-safe base64
     thief = app.test_client()
     thief.set_cookie(COOKIE, stolen)
     assert thief.get("/auth/account").status_code == 200
