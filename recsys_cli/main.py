@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -12,11 +13,13 @@ import threading
 from pathlib import Path
 
 from recsys_core import services
+from recsys_core.connections import project_database
 from recsys_core.locks import LockHeld
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 from recsys_datagen.shape import SHAPES
 
 DEMO_REVIEWS = 30_000
+DEMO_ACCOUNTS = 3
 
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,13 +90,55 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     exit_code = _run(args, settings)
     if exit_code != 0 or args.no_serve:
         return exit_code
-    print("4/4 serving the web app: register, open a product, rate it, and watch your top 5 change live")
+    print("demo logins, each linked to a reviewer from the data (new passwords on every run):")
+    for email, password, reviewer in _demo_logins(settings):
+        print(f"    {email}  {password}  -> {reviewer}")
+    print("4/4 serving the web app: register or log in, open a product, rate it, and watch your top 5 change live")
     return _serve(args, settings)
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys_web.server import serve
+def _demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    from recsys_web import accounts
 
+    db = project_database(settings)
+    try:
+        accounts.ensure_schema(db)
+        return accounts.demo_logins(db, DEMO_ACCOUNTS, operator="recsys demo")
+    finally:
+        db.client.close()
+
+
+def _users(args: argparse.Namespace, settings: Settings) -> int:
+    """The operator's account changes: link an account to a reviewer from the data, grant or revoke a role."""
+    from recsys_web import accounts, inputs
+
+    services.up(settings)
+    db = project_database(settings)
+    try:
+        accounts.ensure_schema(db)
+        email = inputs.email(args.email)
+        if args.action == "link":
+            reviewer = inputs.reviewer_id(args.value)
+            accounts.link(db, email, reviewer, operator=getpass.getuser())
+            print(f"{email} now sees reviewer {reviewer}; its open sessions have ended")
+        else:
+            accounts.set_role(db, email, args.value, granted=args.action == "grant", operator=getpass.getuser())
+            print(f"{email}: {args.value} {'granted' if args.action == 'grant' else 'revoked'}")
+    except (accounts.AccountError, inputs.InvalidInput) as exc:
+        print(f"recsys users: {exc.description if isinstance(exc, inputs.InvalidInput) else exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.client.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys_web.server import cookie_setting_problem, serve
+
+    problem = cookie_setting_problem(settings, args.host)
+    if problem is not None:
+        print(f"recsys: {problem}", file=sys.stderr)
+        return 2
     services.up(settings, updater=True)
     print(f"recsys web app on http://{args.host}:{args.port}  (Ctrl-C stops it)")
     serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
@@ -172,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     upd = sub.add_parser("updater", help="the online updater in the foreground (services up runs it detached)")
     upd.add_argument("--ready-file", help="written once the updater has joined its consumer group")
     upd.set_defaults(func=_updater)
+
+    users = sub.add_parser("users", help="the operator's account changes (link a reviewer, grant a role)")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    link = users_sub.add_parser("link", help="let the account see a reviewer from the data as its own")
+    link.add_argument("email")
+    link.add_argument("value", metavar="REVIEWER_ID")
+    for action in ("grant", "revoke"):
+        role = users_sub.add_parser(action, help=f"{action} a role (analyst: read any reviewer's list, audited)")
+        role.add_argument("email")
+        role.add_argument("value", metavar="ROLE", choices=["analyst"])
+    users.set_defaults(func=_users)
 
     ui = sub.add_parser("ui", help="the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")

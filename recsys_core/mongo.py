@@ -26,7 +26,11 @@ ITEM_FACTORS = "item_factors"
 SIMILAR_PRODUCTS = "similar_products"
 INTERACTIONS = "interactions"
 USERS = "users"
-LOGIN_FAILURES = "login_failures"
+LOGIN_BACKOFF = "login_backoff"
+SESSIONS = "sessions"
+AUDIT = "audit"
+RATE_LIMIT_COUNTERS = "rate_limit_counters"
+RATE_LIMIT_WINDOWS = "rate_limit_windows"
 LOCKS = "locks"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -56,9 +60,24 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"reviewerID": {"$type": "string"}},
         ),
     ],
-    # Failed logins per email+IP, for throttling; they expire through the TTL index.
-    LOGIN_FAILURES: [IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0)],
+    # Password attempts per account, for the exponential backoff; forgotten through the TTL index.
+    LOGIN_BACKOFF: [IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0)],
+    # Flask-Session's documents {id, val, expiration}: looked up by id (Flask-Session creates no index
+    # for that), deleted by MongoDB once idle past their expiration.
+    SESSIONS: [
+        IndexModel([("id", ASCENDING)], name="id_unique", unique=True),
+        IndexModel([("expiration", ASCENDING)], name="expiration_ttl", expireAfterSeconds=0),
+    ],
+    # Who viewed which reviewer's data, or changed which account (append-only).
+    AUDIT: [
+        IndexModel([("at", DESCENDING)], name="at"),
+        IndexModel([("reviewerID", ASCENDING), ("at", DESCENDING)], name="reviewer_at"),
+    ],
 }
+
+# The web app's own collections (accounts, sessions, their throttling and audit), made by the
+# web app and by ``recsys users``. (Flask-Limiter's rate_limit_* collections are made by ``limits``.)
+WEB_COLLECTIONS = (USERS, LOGIN_BACKOFF, SESSIONS, AUDIT)
 
 # Collections sharded on hashed asin when the target is a sharded cluster.
 SHARDED_ON_ASIN = (REVIEWS, PRODUCTS)

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
         default=None, description="Folder of review and meta files; unset = <state_dir>/data/generated."
     )
 
+    web_cookie_secure: bool = Field(
+        default=True,
+        description="Session cookie only over HTTPS; false is accepted only for a web app bound to a loopback address.",
+    )
+    web_trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        description="Reverse proxies in front of the web app whose X-Forwarded-For/-Proto are trusted (0 = none).",
+    )
+
     @property
     def mongo_managed(self) -> bool:
         return self.mongo_uri is None

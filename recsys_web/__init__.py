@@ -8,15 +8,18 @@ produces impressions and shoppers' interactions to Kafka, and streams the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+from flask.logging import default_handler
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from recsys_core.settings import get_settings
-from recsys_web import api, auth, csrf, errors, inputs, pages, products, stream
+from recsys_web import analyst, api, audit, auth, csrf, errors, inputs, pages, products, sessions, stream, throttle
 from recsys_web.config import default_config, instance_secret_key
 from recsys_web.resources import Resources
 
@@ -39,13 +42,25 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
 
-    app.extensions["recsys"] = Resources(app.config)
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address and scheme from the X-Forwarded-* headers the trusted proxies set;
+        # without them these headers are ignored (anyone could send them).
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    if not audit.log.handlers:  # audit lines reach the server's log at INFO, whatever the root's level
+        audit.log.addHandler(default_handler)
+        audit.log.setLevel(logging.INFO)
+
+    resources = Resources(app.config)
+    app.extensions["recsys"] = resources
+    sessions.init_app(app, resources)
     app.before_request(inputs.refuse_operator_names)
     csrf.init_app(app)
+    throttle.init_app(app, resources)
     errors.init_app(app)
     app.after_request(_security_headers)
     app.add_template_filter(_when, "when")
-    for blueprint in (auth.bp, pages.bp, products.bp, api.bp, stream.bp):
+    for blueprint in (auth.bp, pages.bp, products.bp, api.bp, stream.bp, analyst.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -54,6 +69,9 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        # Pages, API answers and streams may be personal: no browser or proxy may keep a copy.
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -2,8 +2,9 @@
 
 Access rule, the same as the pages': a reviewer's recommendations are that reviewer's data,
 so ``/api/v1/recommendations/<reviewerID>`` needs a login and answers only for the reviewerID
-linked to the caller's account (401 without a login, 403 for any other reviewerID). The
-popular lists and ``/healthz`` hold nothing personal and are public.
+linked to the caller's account (401 without a login, 403 for any other reviewerID, whether it
+exists or not). An analyst may read any reviewer's, read-only: no impression is produced, and
+the view is audited. The popular lists and ``/healthz`` hold nothing personal and are public.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import Forbidden, NotFound
 
 from recsys_core.contract import ALL_CATEGORIES
-from recsys_web import inputs
+from recsys_web import accounts, audit, inputs
 from recsys_web.auth import logged_in_user, login_required
 from recsys_web.db import get_db
 from recsys_web.recommendations import impression, load_popular, load_recommendations
@@ -29,18 +30,24 @@ bp = Blueprint("api", __name__)
 @login_required
 def recommendations(reviewer_id: str) -> ResponseReturnValue:
     reviewer = inputs.reviewer_id(reviewer_id)
-    if reviewer != logged_in_user().get("reviewerID"):
-        raise Forbidden("You can read only the recommendations of the reviewerID linked to your account.")
+    user = logged_in_user()
     db = get_db()
+    own = reviewer == user.get("reviewerID")
+    if not own:
+        if not accounts.is_analyst(user):
+            raise Forbidden("You can read only the recommendations of the reviewerID linked to your account.")
+        audit.record(db, user["email"], "view", reviewer, surface="api")
     publisher = resources().publisher()
     top = load_recommendations(db, reviewer)
     if top is not None:
-        publisher.publish(impression(reviewer, top, "api"))
+        if own:
+            publisher.publish(impression(reviewer, top, "api"))
         return {**top.model_dump(mode="json"), "fallback": False}
     popular = load_popular(db, ALL_CATEGORIES)
     if popular is None:
         return {"items": [], "model_version": None, "updated_at": None, "reviewerID": reviewer, "fallback": True}
-    publisher.publish(impression(reviewer, popular, "api"))
+    if own:
+        publisher.publish(impression(reviewer, popular, "api"))
     return {**popular.to_json(), "reviewerID": reviewer, "fallback": True}
 
 

@@ -1,30 +1,33 @@
-"""Accounts: register (which gives the account its own reviewerID), log in, log out, and link the account
-to another reviewerID.
+"""Accounts in the browser: register, log in, log out, the account page and changing the password.
 
-Passwords are checked on the server against a slow hash (werkzeug's scrypt). The session
-cookie holds only the user's id (signed, HttpOnly, SameSite=Lax); the user document is read
-from MongoDB on each request that needs it, so a changed reviewerID shows at once.
+- Registration gives the account its own reviewer identity and nothing else: there is no way
+  for a shopper to claim a reviewerID (``recsys users link`` is the operator's). Its answer is
+  the same whether or not the email already had an account (same page, same status, same hash
+  work), so registration tells nobody which emails have accounts; a login with a wrong
+  password and one with an unknown email are refused alike too.
+- Every password check is throttled per address (Flask-Limiter) and per account (exponential
+  backoff, reserved before the hash is checked): see ``throttle``.
+- Sessions are server-side (``sessions``). Login starts a new session id and records the
+  login time and the account's ``session_epoch``; ``current_user`` ends a session past its
+  absolute lifetime or whose epoch is no longer the account's (a password change, a link).
+  Logging out deletes the session.
 """
 
 from __future__ import annotations
 
 import functools
-import uuid
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from pymongo.errors import DuplicateKeyError
-from werkzeug.exceptions import Unauthorized
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
 from recsys_core import mongo
-from recsys_core.contract import WEB_REVIEWER_PREFIX
-from recsys_web import inputs, throttle
+from recsys_web import accounts, inputs, passwords, sessions, throttle
 from recsys_web.db import get_db
 from recsys_web.errors import wants_json
 
@@ -33,22 +36,32 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 P = ParamSpec("P")
 R = TypeVar("R")
 
+REGISTERED = (
+    "Thank you. If this email had no account yet, it has one now: log in with it. "
+    "If it had one already, nothing was changed."
+)
+
 
 def current_user() -> mongo.Document | None:
-    """The logged-in user's document, read once per request."""
+    """The logged-in user's document, read once per request; None for a stranger or an ended session."""
     if "user" not in g:
-        user = None
-        try:
-            user_id = ObjectId(session["user_id"])
-        except (KeyError, InvalidId, TypeError):
-            user_id = None
-        if user_id is not None:
-            user = get_db()[mongo.USERS].find_one({"_id": user_id}, {"password_hash": 0})
-            if user is None:  # the account is gone: forget the stale session
-                session.clear()
-        g.user = user
+        g.user = _session_user()
     found: mongo.Document | None = g.user
     return found
+
+
+def _session_user() -> mongo.Document | None:
+    try:
+        user_id = ObjectId(session["user_id"])
+    except (KeyError, InvalidId, TypeError):
+        return None
+    user = get_db()[mongo.USERS].find_one({"_id": user_id}, {"password_hash": 0})
+    absolute_s = current_app.config["SESSION_ABSOLUTE_LIFETIME"].total_seconds()
+    expired = time.time() - float(session.get("login_at", 0)) > absolute_s
+    if user is None or expired or session.get("epoch") != user.get("session_epoch", 0):
+        session.clear()  # the account is gone, the session is too old, or its password changed
+        return None
+    return user
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | ResponseReturnValue]:
@@ -65,6 +78,17 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | ResponseReturnValue]
     return wrapped
 
 
+def analyst_required(view: Callable[P, R]) -> Callable[P, R | ResponseReturnValue]:
+    @login_required
+    @functools.wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not accounts.is_analyst(logged_in_user()):
+            raise Forbidden("This page is for analysts.")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
 def logged_in_user() -> mongo.Document:
     """The current user inside a ``login_required`` view."""
     user = current_user()
@@ -73,37 +97,22 @@ def logged_in_user() -> mongo.Document:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@throttle.per_address("RATELIMIT_REGISTER")
 def register() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("auth/register.html")
     try:
         email = inputs.email(inputs.field("email"))
-        password = inputs.password(inputs.field("password"))
-        raw_reviewer = inputs.optional_field("reviewerID")
-        reviewer = None if raw_reviewer is None else inputs.reviewer_id(raw_reviewer)
+        password = passwords.check_policy(inputs.field("password"))
     except inputs.InvalidInput as exc:
         return _form_error("auth/register.html", exc.description, 400)
-    user: mongo.Document = {
-        "email": email,
-        "password_hash": generate_password_hash(password),
-        "created_at": datetime.now(UTC),
-        # Its own reviewer identity from the first minute, so it can rate before any retrain.
-        "reviewerID": reviewer if reviewer is not None else new_reviewer_id(),
-    }
-    try:
-        get_db()[mongo.USERS].insert_one(user)
-    except DuplicateKeyError as exc:
-        return _form_error("auth/register.html", _duplicate_message(exc), 409)
-    flash("Account created. Log in to see your recommendations.")
+    accounts.create(get_db(), email, password)  # taken or not, the same answer
+    flash(REGISTERED)
     return redirect(url_for("auth.login"))
 
 
-def new_reviewer_id() -> str:
-    """A reviewerID of the site's own, which no Amazon reviewerID can equal."""
-    return WEB_REVIEWER_PREFIX + uuid.uuid4().hex[:16]
-
-
 @bp.route("/login", methods=["GET", "POST"])
+@throttle.per_address("RATELIMIT_LOGIN")
 def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("auth/login.html")
@@ -113,26 +122,17 @@ def login() -> ResponseReturnValue:
     except inputs.InvalidInput as exc:
         return _form_error("auth/login.html", exc.description, 400)
     db = get_db()
-    key = throttle.throttle_key(email, request.remote_addr)
-    wait_s = throttle.retry_after_s(db, key, current_app.config["LOGIN_MAX_FAILURES"])
-    if wait_s:
-        response = current_app.make_response(
-            _form_error("auth/login.html", f"Too many failed logins. Try again in {wait_s // 60 + 1} minutes.", 429)
-        )
-        response.headers["Retry-After"] = str(wait_s)
-        return response
+    key = throttle.account_key(email)
+    _reserve_attempt(key)
     user = db[mongo.USERS].find_one({"email": email})
     # Hash even for an unknown email, so that login timing does not tell which emails have accounts.
-    # (Registration does tell, as it must refuse a duplicate; login should not add a second oracle.)
-    stored_hash = user["password_hash"] if user is not None else _dummy_hash()
-    password_ok = check_password_hash(stored_hash, password)
-    if user is None or not password_ok:
-        throttle.record_failure(db, key, current_app.config["LOGIN_LOCKOUT_S"])
+    stored_hash = user["password_hash"] if user is not None else passwords.dummy_hash()
+    if user is None or not passwords.verify(stored_hash, password):
         return _form_error("auth/login.html", "Wrong email or password.", 401)
-    throttle.clear_failures(db, key)
-    session.clear()  # a fresh session (and CSRF token) on login: no session fixation
-    session.permanent = True
-    session["user_id"] = str(user["_id"])
+    throttle.clear(db, key)
+    if passwords.needs_rehash(stored_hash):  # scrypt (or older Argon2 parameters): upgrade now
+        db[mongo.USERS].update_one({"_id": user["_id"]}, {"$set": {"password_hash": passwords.hash_password(password)}})
+    _start_session(user["_id"], int(user.get("session_epoch", 0)))
     return redirect(url_for("pages.result"))
 
 
@@ -140,39 +140,61 @@ def login() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     session.clear()
     flash("You are logged out.")
+    sessions.regenerate()  # the old id's document is deleted: a copy of the cookie is worth nothing
     return redirect(url_for("auth.login"))
 
 
-@bp.route("/account", methods=["GET", "POST"])
+@bp.route("/account")
 @login_required
 def account() -> ResponseReturnValue:
-    """Link the account to a reviewerID (replacing the one linked before)."""
+    return render_template("auth/account.html", user=logged_in_user())
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@throttle.per_address("RATELIMIT_PASSWORD_CHANGE")
+@login_required
+def password() -> ResponseReturnValue:
+    """Change the password: the current one is checked (throttled as a login is), every other
+    session of the account ends, and this one continues under a new id."""
     user = logged_in_user()
     if request.method == "GET":
-        return render_template("auth/account.html", user=user)
+        return render_template("auth/password.html", user=user)
     try:
-        reviewer = inputs.reviewer_id(inputs.field("reviewerID"))
+        current = inputs.field("current_password")
+        new = passwords.check_policy(inputs.field("new_password"))
     except inputs.InvalidInput as exc:
-        return _form_error("auth/account.html", exc.description, 400, user=user)
-    try:
-        get_db()[mongo.USERS].update_one({"_id": user["_id"]}, {"$set": {"reviewerID": reviewer}})
-    except DuplicateKeyError as exc:
-        return _form_error("auth/account.html", _duplicate_message(exc), 409, user=user)
-    return redirect(url_for("pages.result"))
+        return _form_error("auth/password.html", exc.description, 400, user=user)
+    db = get_db()
+    key = throttle.account_key(user["email"])
+    _reserve_attempt(key)
+    stored = db[mongo.USERS].find_one({"_id": user["_id"]}, {"password_hash": 1})
+    if stored is None or not passwords.verify(stored["password_hash"], current):
+        return _form_error("auth/password.html", "The current password is wrong.", 401, user=user)
+    throttle.clear(db, key)
+    epoch = accounts.set_password(db, user["_id"], new, end_sessions=True)
+    _start_session(user["_id"], epoch)
+    flash("Your password is changed. Every other session of this account has ended.")
+    return redirect(url_for("auth.account"), code=303)
+
+
+def _reserve_attempt(key: str) -> None:
+    wait_s = throttle.reserve(get_db(), key)
+    if wait_s:
+        raise TooManyRequests(
+            f"Too many password attempts for this account. Try again in {wait_s} seconds.",
+            retry_after=wait_s,
+        )
+
+
+def _start_session(user_id: ObjectId, epoch: int) -> None:
+    """A new session id (no fixation) and a new CSRF token, bound to the account's current epoch."""
+    session.clear()
+    session["user_id"] = str(user_id)
+    session["epoch"] = epoch
+    session["login_at"] = time.time()
+    sessions.regenerate()  # and the old id's document is deleted
 
 
 def _form_error(template: str, message: str | None, status: int, **context: Any) -> ResponseReturnValue:
     flash(message or "Invalid input.", "error")
     return render_template(template, **context), status
-
-
-def _duplicate_message(exc: DuplicateKeyError) -> str:
-    pattern = (exc.details or {}).get("keyPattern", {})
-    if "reviewerID" in pattern:
-        return "That reviewerID is already linked to another account."
-    return "An account with that email already exists."
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return generate_password_hash("not a real password")

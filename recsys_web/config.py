@@ -1,8 +1,7 @@
 """The app's configuration: defaults taken from the RECSYS_* settings, overridable per app.
 
 ``create_app(test_config)`` replaces any of these keys; a deployment may put the same keys in
-``<state_dir>/web/config.py`` (Flask's instance folder), e.g. ``SESSION_COOKIE_SECURE = True``
-behind HTTPS.
+``<state_dir>/web/config.py`` (Flask's instance folder), e.g. other ``RATELIMIT_*`` limits.
 """
 
 from __future__ import annotations
@@ -37,13 +36,30 @@ def default_config(settings: Settings) -> dict[str, Any]:
         "STREAM_MAX_S": 300.0,
         # Each open stream holds one worker thread: cap them so pages keep threads to run on.
         "STREAM_MAX_OPEN": 6,
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_LOCKOUT_S": 15 * 60,
+        # Per account (email): this many password attempts go through at once; after them each
+        # attempt makes the next wait twice as long, from 1 s up to 15 min; an hour without
+        # attempts, or a successful one, starts afresh. See throttle.py.
+        "LOGIN_FREE_ATTEMPTS": 3,
+        "LOGIN_BACKOFF_BASE_S": 1.0,
+        "LOGIN_BACKOFF_MAX_S": 15 * 60.0,
+        "LOGIN_BACKOFF_RESET_S": 60 * 60,
+        # Per client address (Flask-Limiter, moving windows in MONGO_DB). Behind a reverse proxy
+        # set RECSYS_WEB_TRUSTED_PROXIES, or every client shares the proxy's address.
+        "RATELIMIT_LOGIN": "20 per minute; 200 per day",
+        "RATELIMIT_REGISTER": "10 per hour; 50 per day",
+        "RATELIMIT_PASSWORD_CHANGE": "10 per hour",
+        "RATELIMIT_STRATEGY": "moving-window",
+        "TRUSTED_PROXIES": settings.web_trusted_proxies,
+        # Server-side sessions (Flask-Session, MongoDB ``sessions``): a session ends after this
+        # long without a request (idle) ...
+        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=30),
+        # ... and at the latest this long after its login (absolute).
+        "SESSION_ABSOLUTE_LIFETIME": timedelta(hours=12),
+        "SESSION_COOKIE_NAME": "recsys_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        # Off for plain-http localhost; turn on behind HTTPS.
-        "SESSION_COOKIE_SECURE": False,
-        "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+        # Off only for plain-http localhost (recsys serve refuses any other address then).
+        "SESSION_COOKIE_SECURE": settings.web_cookie_secure,
         # Forms and JSON bodies are tiny; refuse anything large before parsing it.
         "MAX_CONTENT_LENGTH": 64 * 1024,
     }

@@ -27,9 +27,11 @@ def wants_json() -> bool:
 
 def http_error(exc: HTTPException) -> ResponseReturnValue:
     code = exc.code or 500
+    # The error's own headers (Retry-After of a 429, Allow of a 405), not its HTML content type.
+    headers = [(name, value) for name, value in exc.get_headers() if name != "Content-Type"]
     if wants_json():
-        return jsonify(error=exc.name, message=exc.description), code
-    return render_template("error.html", error=exc), code
+        return jsonify(error=exc.name, message=exc.description), code, headers
+    return render_template("error.html", error=exc), code, headers
 
 
 def mongo_error(exc: PyMongoError) -> ResponseReturnValue:

@@ -25,7 +25,7 @@ def result() -> ResponseReturnValue:
     """The reviewer's own list, or, until they have one, the popular list; either is replaced live."""
     reviewer = logged_in_user().get("reviewerID")
     if not isinstance(reviewer, str):
-        flash("Link your account to a reviewerID to see your recommendations.")
+        flash("Your account has no reviewer identity; the operator can link one (recsys users link).")
         return redirect(url_for("auth.account"))
     db = get_db()
     top: Recommendations | PopularList | None = load_recommendations(db, reviewer) or load_popular(db, ALL_CATEGORIES)

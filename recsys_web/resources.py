@@ -10,7 +10,7 @@ hook and the test fixtures call it).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app
@@ -50,7 +50,12 @@ class Resources:
         self._client: MongoClient[mongo.Document] | None = None
         self._schema_ready = False
         self._publishers: dict[str, Publisher] = {}
+        self._releases: list[Callable[[], None]] = []
         self.streams = Gauge()
+
+    def on_close(self, release: Callable[[], None]) -> None:
+        """Something else of this app's that ``close()`` releases (the rate limiter's own MongoDB client)."""
+        self._releases.append(release)
 
     def database(self) -> Database[mongo.Document]:
         with self._lock:
@@ -62,7 +67,7 @@ class Resources:
         # Outside the lock: with MongoDB down this waits for the server-selection timeout, and
         # other threads must not queue behind it. Running it twice is harmless (idempotent).
         if not self._schema_ready:
-            for name in (mongo.USERS, mongo.LOGIN_FAILURES):
+            for name in mongo.WEB_COLLECTIONS:
                 mongo.ensure_collection(db, name)
             self._schema_ready = True
         return db
@@ -86,6 +91,8 @@ class Resources:
             return self._publishers[topic]
 
     def close(self) -> None:
+        for release in self._releases:
+            release()
         with self._lock:
             for publisher in self._publishers.values():
                 publisher.close()

@@ -7,11 +7,13 @@ the app caps streams below that with STREAM_MAX_OPEN).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from recsys_core.settings import Settings
 from recsys_web import create_app
 
 
@@ -49,6 +51,26 @@ def gunicorn_options(app: Flask, host: str, port: int, workers: int, threads: in
         "control_socket_disable": True,
         "worker_exit": worker_exit,
     }
+
+
+def cookie_setting_problem(settings: Settings, host: str) -> str | None:
+    """Why the server must not start: session cookies without ``Secure`` are only for a server
+    that nothing but this machine can reach."""
+    if settings.web_cookie_secure or _is_loopback(host):
+        return None
+    return (
+        f"RECSYS_WEB_COOKIE_SECURE=false is for plain-http localhost only, and {host} is not a loopback address "
+        "(serve over HTTPS, or behind an HTTPS proxy, with Secure cookies)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 8) -> None:

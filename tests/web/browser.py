@@ -26,6 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from recsys_core import mongo
 from recsys_core.settings import PROJECT_ROOT
+from recsys_web import accounts
 from tests.web.conftest import ARTIFACTS, PASSWORD, TEST_CONFIG, get_json, unused_port
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -78,12 +79,17 @@ def fill_and_submit(driver: WebDriver, **fields: str) -> None:
     driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
 
 
-def register_and_log_in(driver: WebDriver, base: str, email: str, reviewer: str | None = None) -> None:
-    """Through the real forms, ending on /result; without ``reviewer`` the account gets its own."""
+def register_and_log_in(
+    driver: WebDriver, base: str, email: str, link: tuple[Database[mongo.Document], str] | None = None
+) -> None:
+    """Through the real forms, ending on /result. The account has its own reviewer identity, or,
+    with ``link=(db, reviewerID)``, the operator links it to that reviewer from the data."""
     wait = WebDriverWait(driver, 15, poll_frequency=0.05)
     driver.get(f"{base}/auth/register")
-    fill_and_submit(driver, email=email, password=PASSWORD, **({"reviewerID": reviewer} if reviewer else {}))
+    fill_and_submit(driver, email=email, password=PASSWORD)
     wait.until(lambda d: d.current_url.endswith("/auth/login"))
+    if link is not None:
+        accounts.link(link[0], email, link[1], operator="test")
     fill_and_submit(driver, email=email, password=PASSWORD)
     wait.until(lambda d: d.current_url.endswith("/result"))
 

@@ -96,10 +96,15 @@ def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
 
 
 def register(client: FlaskClient, email: str, reviewer: str | None = None, password: str = PASSWORD) -> Any:
+    """Register through the form; with ``reviewer``, then link the account to it as the operator's
+    ``recsys users link`` does (directly: most tests' reviewers exist only on the topic, and
+    ``link`` refuses a reviewer the data does not hold)."""
     form = {"csrf_token": csrf_token(client, "/auth/register"), "email": email, "password": password}
-    if reviewer is not None:
-        form["reviewerID"] = reviewer
-    return client.post("/auth/register", data=form)
+    response = client.post("/auth/register", data=form)
+    if reviewer is not None and response.status_code == 302:
+        users = client.application.extensions["recsys"].database()[mongo.USERS]
+        assert users.update_one({"email": email.lower()}, {"$set": {"reviewerID": reviewer}}).matched_count == 1
+    return response
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD, **kwargs: Any) -> Any:
@@ -375,6 +380,16 @@ def open_stream(client: FlaskClient, **headers: str) -> SSEReader:
 def positions(event_id: str | None) -> dict[int, int]:
     assert event_id
     return {int(p): int(o) for p, o in (pair.split(":") for pair in event_id.split(","))}
+
+
+def forwarded_until(stream: SSEReader, produced: list[tuple[int, int]]) -> list[Any]:
+    """The recommendation events the stream forwards until its position has passed every
+    ``produced`` (partition, offset), so any of them that was going to be forwarded has been."""
+    end: dict[int, int] = {}
+    for partition, offset in produced:
+        end[partition] = max(end.get(partition, 0), offset + 1)
+    blocks = stream.until(lambda b: b.id is not None and all(positions(b.id).get(p, 0) >= o for p, o in end.items()))
+    return [b.data for b in blocks if b.event == "recommendations"]
 
 
 def get_json(url: str) -> tuple[int, Any]:

@@ -16,9 +16,9 @@ from tests.web.browser import badge, card_titles, register_and_log_in
 from tests.web.conftest import ARTIFACTS, Catalog, event_for, get_json, unused_port
 
 
-def test_browser_sees_top_5_and_live_events(start_server, browser: WebDriver, catalog: Catalog, publish) -> None:
+def test_browser_sees_top_5_and_live_events(start_server, browser: WebDriver, catalog: Catalog, publish, db) -> None:
     base = start_server()
-    register_and_log_in(browser, base, "web@example.org", catalog.reviewer)
+    register_and_log_in(browser, base, "web@example.org", (db, catalog.reviewer))
     wait = WebDriverWait(browser, 15, poll_frequency=0.02)
 
     assert card_titles(browser) == catalog.titles  # the script-like title is shown as text
@@ -44,11 +44,11 @@ def test_browser_sees_top_5_and_live_events(start_server, browser: WebDriver, ca
     assert get_json(f"{base}/healthz")[1]["streams"] == {"open": 0, "opened_total": 1}
 
 
-def test_browser_shows_reconnecting_when_kafka_is_down(start_server, browser: WebDriver, catalog: Catalog) -> None:
+def test_browser_shows_reconnecting_when_kafka_is_down(start_server, browser: WebDriver, catalog: Catalog, db) -> None:
     base = start_server(
         KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{unused_port()}", KAFKA_TIMEOUT_S=0.5, KAFKA_MESSAGE_TIMEOUT_MS=1000
     )
-    register_and_log_in(browser, base, "down@example.org", catalog.reviewer)
+    register_and_log_in(browser, base, "down@example.org", (db, catalog.reviewer))
     assert card_titles(browser) == catalog.titles  # served without Kafka
     WebDriverWait(browser, 15, poll_frequency=0.05).until(lambda d: badge(d) == "reconnecting…")
     browser.save_screenshot(str(ARTIFACTS / "web-kafka-down.png"))

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 from flask import Flask
 
 from recsys_core import mongo
-from tests.web.conftest import SSE, event_for, new_reviewer, open_stream, positions
+from tests.web.conftest import SSE, event_for, forwarded_until, new_reviewer, open_stream
 
 
 def is_up(block: SSE) -> bool:
@@ -26,17 +26,8 @@ def test_two_users_each_receive_only_their_own_events(app: Flask, user_client, p
         stream.until(is_up)
     # Carol's event and the other user's event are on the topic too, interleaved.
     produced = [publish(event_for(who, title=f"for {who}")) for who in (carol, bob, alice, carol)]
-    end: dict[int, int] = {}
-    for partition, offset in produced:
-        end[partition] = max(end.get(partition, 0), offset + 1)
-
     for who, stream in streams.items():
-        # Read until the stream's position has passed every produced message, so any message
-        # that was going to be forwarded has been.
-        blocks = stream.until(
-            lambda b: b.id is not None and all(positions(b.id).get(p, 0) >= o for p, o in end.items())
-        )
-        received = [b.data for b in blocks if b.event == "recommendations"]
+        received = forwarded_until(stream, produced)
         assert [e["reviewerID"] for e in received] == [who]
         assert received[0]["items"][0]["title"] == f"for {who} 1"
         assert received[0]["source"] == "online"
