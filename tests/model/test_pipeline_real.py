@@ -29,7 +29,7 @@ ASSETS = {
     "training_ratings",
     "als_model",
     "model_evaluation",
-    "top5_recommendations",
+    "user_recommendations",
     "popular_products",
     "item_factors",
     "similar_products",
@@ -248,9 +248,9 @@ def test_similar_products_are_the_nearest_items_by_cosine_of_the_published_facto
 
 
 def test_published_lists_are_announced_on_kafka(published: Published, settings: Settings) -> None:
-    top5 = published.metadata("top5_recommendations")
-    assert top5["announced"] == top5["dagster/row_count"]
-    assert top5["announce_failed"] == 0
+    lists = published.metadata("user_recommendations")
+    assert lists["announced"] == lists["dagster/row_count"]
+    assert lists["announce_failed"] == 0
 
     db = published.pipeline.db
     wanted = db[mongo.RECOMMENDATIONS].find_one(sort=[("_id", 1)])
