@@ -1,5 +1,5 @@
 """The data team's view, in a real browser: the Dagster UI on an instance holding the session's
-real evaluation shows the asset graph, the evaluation's metrics table, and its plot one click away."""
+real evaluation shows the asset graph, the evaluation's metrics table and chart, and its plot one click away."""
 
 from __future__ import annotations
 
@@ -102,7 +102,11 @@ def test_the_ui_shows_the_asset_graph_and_the_evaluation_metrics_table(
     assert float(ndcg[1]) == pytest.approx(published.metadata(EVALUATION)["model/ndcg@10"], abs=5e-5)
     browser.save_screenshot(str(ARTIFACTS / "dagster-model-evaluation.png"))
 
-    # Dagster shows markdown metadata behind a link; the plot opens in its dialog, from the data URI.
+    # The chart is in place, no click needed; the full plot (too long to show in place) opens in a dialog.
+    chart = next(e.text for e in browser.find_elements(By.TAG_NAME, "code") if "ndcg@10 (higher" in e.text)
+    ndcg_bars = chart.split("ndcg@10 (higher is better)")[1].splitlines()
+    model_bar = next(line.split() for line in ndcg_bars if line.split()[:1] == ["model"])
+    assert float(model_bar[-1]) == pytest.approx(published.metadata(EVALUATION)["model/ndcg@10"], rel=1e-3)
     browser.find_element(By.XPATH, "//tr[td[normalize-space()='plot']]//a[normalize-space()='[Show Markdown]']").click()
     plot = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png;base64,']"))
     assert plot[0].size["width"] > 300
