@@ -123,7 +123,9 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
 
     services.up(settings)
     use_project_instance(settings)
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    # This interpreter's dagster: `.venv/bin/recsys ui` works without the venv on PATH.
+    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-h", args.host, "-p", str(args.port)]
     return subprocess.call(command, env={**os.environ, **settings.environment()})
 
 
