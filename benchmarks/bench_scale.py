@@ -37,7 +37,7 @@ STAGES = {
     "sample + features": ("review_sample", "training_ratings"),
     "als_model": ("als_model",),
     "model_evaluation": ("model_evaluation",),
-    "publish": ("top5_recommendations", "popular_products", "item_factors"),
+    "publish": ("user_recommendations", "popular_products", "item_factors"),
 }
 
 

@@ -160,15 +160,18 @@ def _updater(args: argparse.Namespace, settings: Settings) -> int:
 def _ui(args: argparse.Namespace, settings: Settings) -> int:
     """The Dagster UI and daemon on the instance ``recsys run`` uses, with the services its runs need.
 
-    The webserver inherits this process's ``RECSYS_*`` environment, with the state folder made
-    absolute, so its code location and runs resolve every setting exactly as the CLI does.
+    The webserver, the daemon and their runs get this process's settings as ``RECSYS_*``
+    variables (folders absolute), so they use exactly the data folder, database and model store
+    that ``recsys run`` uses.
     """
     from recsys_cli.pipeline import use_project_instance
 
     services.up(settings)
     use_project_instance(settings)
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    return subprocess.call(command, env={**os.environ, "RECSYS_STATE_DIR": str(settings.state_dir.resolve())})
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    # This interpreter's dagster: `.venv/bin/recsys ui` works without the venv on PATH.
+    command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-h", args.host, "-p", str(args.port)]
+    return subprocess.call(command, env={**os.environ, **settings.environment()})
 
 
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:

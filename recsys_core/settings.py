@@ -7,10 +7,11 @@ at your own MongoDB or Kafka, and nothing is started.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Reverse proxies in front of the web app whose X-Forwarded-For/-Proto are trusted (0 = none).",
     )
+
+    @field_validator("state_dir", "data_dir")
+    @classmethod
+    def _absolute_path(cls, path: Path | None) -> Path | None:
+        """Folders are absolute, so every process (``recsys ui``'s webserver and runs) and every run tag
+        names the same folder, whatever its working directory."""
+        return Path(os.path.abspath(path)) if path is not None else None
+
+    @field_validator("model_store_uri")
+    @classmethod
+    def _absolute_store(cls, uri: str | None) -> str | None:
+        return os.path.abspath(uri) if uri is not None and "://" not in uri else uri
 
     @property
     def mongo_managed(self) -> bool:

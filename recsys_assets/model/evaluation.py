@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from dagster import MarkdownMetadataValue
 from matplotlib.figure import Figure
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_assets.model.biases import BASELINE
 from recsys_assets.model.features import TEST, TRAIN
+from recsys_assets.model.plots import bar_chart, figure
 from recsys_assets.model.ranking import global_top_k
 from recsys_assets.model.training import COLD, PREDICTION, TrainedModel
 
@@ -225,8 +227,18 @@ def metrics_markdown(metrics: dict[str, Metrics]) -> str:
     return header + "\n".join(rows)
 
 
+def evaluation_chart(metrics: dict[str, Metrics]) -> MarkdownMetadataValue:
+    """The gate's two measures for every method, as an inline chart."""
+    return bar_chart(
+        {
+            f"{name} ({direction} is better)": {method: values.get(name) for method, values in metrics.items()}
+            for name, direction in (("rmse", "lower"), ("ndcg@10", "higher"))
+        }
+    )
+
+
 def evaluation_figure(metrics: dict[str, Metrics], title: str) -> Figure:
-    fig = Figure(figsize=(13, 4))
+    fig = figure(13, 4)
     ax_rating, ax_ranking = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 3]})
     panels = (
         (ax_rating, ["rmse", "mae"], "rating error (lower is better)"),

@@ -28,8 +28,8 @@ from recsys_assets.model.assets import (
     popular_products,
     review_sample,
     similar_products,
-    top5_recommendations,
     training_ratings,
+    user_recommendations,
 )
 from recsys_assets.resources import MongoResource
 from recsys_core.contract import Interaction
@@ -39,7 +39,7 @@ MODEL_ASSETS = [
     training_ratings,
     als_model,
     model_evaluation,
-    top5_recommendations,
+    user_recommendations,
     popular_products,
     item_factors,
     similar_products,

@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from dagster import MarkdownMetadataValue
 from matplotlib.figure import Figure
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from scipy import stats
+
+from recsys_assets.model.plots import bar_chart, figure
 
 STRATUM = ("category", "overall")
 USER_ACTIVITY = "user_activity"
@@ -151,8 +154,21 @@ def prove(population: DataFrame, sample: DataFrame) -> SampleProof:
     )
 
 
+def proof_chart(proof: SampleProof) -> MarkdownMetadataValue:
+    """The rating mix of the population and of the sample (shares of their reviews), as an inline chart."""
+    dist = proof.ratings
+    return bar_chart(
+        {
+            f"rating mix of the {name}": {
+                f"{value} stars": count / max(sum(counts), 1) for value, count in zip(dist.values, counts, strict=True)
+            }
+            for name, counts in (("population", dist.population), ("sample", dist.sample))
+        }
+    )
+
+
 def proof_figure(proof: SampleProof) -> Figure:
-    fig = Figure(figsize=(13, 3.6))
+    fig = figure(13, 3.6)
     ax_rating, ax_user, ax_item = fig.subplots(1, 3)
     x = np.arange(len(proof.ratings.values))
     pop = np.asarray(proof.ratings.population, dtype=np.float64)

@@ -52,7 +52,7 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def start(self, command: Sequence[str], env: dict[str, str] | None = None) -> int:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -98,10 +98,10 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.2)
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         self._reap()
@@ -114,7 +114,8 @@ class ManagedProcess:
             popen.poll()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this host); a zombie does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -6,7 +6,7 @@
   if (!live) return;
   const badge = live.querySelector("[data-status]");
   const log = live.querySelector("[data-log]");
-  const list = document.getElementById("top5");
+  const list = document.getElementById("recommendations");
 
   const setStatus = (text, state) => {
     badge.textContent = text;

@@ -30,7 +30,7 @@ from recsys_core.settings import Settings
 
 CATEGORIES = ["All_Beauty", "Gift_Cards"]
 MODEL_ASSETS = [a.key.to_user_string() for a in model.ASSETS]
-PUBLISHERS = ["top5_recommendations", "popular_products", "item_factors", "similar_products"]
+PUBLISHERS = ["user_recommendations", "popular_products", "item_factors", "similar_products"]
 UNTUNED = {"tuning": {"budget_s": 0}}
 """``als_model`` config for tests about something else than the search: AlsParams' values, at once."""
 H = TypeVar("H", bound=Handle)

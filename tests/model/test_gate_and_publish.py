@@ -90,7 +90,7 @@ def test_a_worse_model_fails_the_gate_and_the_best_baseline_serves(isolated: Pip
     better = POPULARITY if evaluation["popularity/ndcg@10"] >= evaluation["user_item_bias/ndcg@10"] else BIAS
     assert evaluation["lists_from"] == better
     assert evaluation["gate_decision"].startswith(f"gate fail, lists from {better}: ")
-    assert materialised["top5_recommendations"]["gate_decision"] == evaluation["gate_decision"]
+    assert materialised["user_recommendations"]["gate_decision"] == evaluation["gate_decision"]
     assert materialised["item_factors"]["published"] is False
 
     judged = handle(result, "model_evaluation", EvaluationHandle)

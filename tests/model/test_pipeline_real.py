@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from recsys_assets.model.assets.publish import PopularConfig
 from recsys_assets.model.evaluation import METHODS
 from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle, SampleHandle
+from recsys_assets.model.plots import INLINE_MARKDOWN_CHARS
 from recsys_assets.model.training import load_model
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo, scoring
@@ -29,7 +30,7 @@ ASSETS = {
     "training_ratings",
     "als_model",
     "model_evaluation",
-    "top5_recommendations",
+    "user_recommendations",
     "popular_products",
     "item_factors",
     "similar_products",
@@ -87,6 +88,8 @@ def test_full_fraction_sample_is_the_population(published: Published) -> None:
     assert meta["dagster/row_count"] == meta["population_rows"] == reviews
     assert meta["rating_chi2_p_value"] == pytest.approx(1.0)
     assert meta["plot"].startswith("![sample proof](data:image/png;base64,")
+    assert len(meta["chart"]) < INLINE_MARKDOWN_CHARS  # shown in place by the UI
+    assert "rating mix of the sample" in meta["chart"]
     assert sum(row["population"] for row in meta["rating_counts"]) == reviews
     assert sum(row["sample"] for row in meta["category_counts"]) == reviews
     assert _local(meta["plot_uri"]).stat().st_size > 1000
@@ -120,6 +123,8 @@ def test_evaluation_reports_every_metric_for_the_model_and_three_baselines(publi
     assert meta["model/ndcg@10"] > meta["popularity/ndcg@10"]
     assert meta["ranking_users"] >= 1000
     assert _local(meta["plot_uri"]).stat().st_size > 1000
+    assert len(meta["chart"]) < INLINE_MARKDOWN_CHARS
+    assert all(f"  {method} " in meta["chart"] for method in METHODS)
     table = {row["metric"]: row for row in meta["metrics"]}  # the UI's table: a column per method
     assert table["rmse"]["model"] == pytest.approx(meta["model/rmse"], abs=5e-5)  # rounded to 4 places
     assert table["ndcg@10"]["popularity"] == pytest.approx(meta["popularity/ndcg@10"], abs=5e-5)
@@ -248,9 +253,9 @@ def test_similar_products_are_the_nearest_items_by_cosine_of_the_published_facto
 
 
 def test_published_lists_are_announced_on_kafka(published: Published, settings: Settings) -> None:
-    top5 = published.metadata("top5_recommendations")
-    assert top5["announced"] == top5["dagster/row_count"]
-    assert top5["announce_failed"] == 0
+    lists = published.metadata("user_recommendations")
+    assert lists["announced"] == lists["dagster/row_count"]
+    assert lists["announce_failed"] == 0
 
     db = published.pipeline.db
     wanted = db[mongo.RECOMMENDATIONS].find_one(sort=[("_id", 1)])

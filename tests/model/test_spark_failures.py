@@ -11,12 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, materialize
 from dagster_pyspark import PySparkResource
 
-from recsys_assets.spark import spark_config
+from recsys_assets.spark import DRIVER_LOG_DAYS, driver_log, spark_config
 from recsys_core.settings import PROJECT_ROOT, Settings
 from tests.model.spark_failure_job import BAD_ROW, executor_exception, failure, slow_job
 
@@ -75,3 +77,26 @@ def test_out_of_memory_names_the_java_error_the_stage_and_the_setting_to_raise(r
     assert metadata["hint"].startswith("Raise RECSYS_SPARK_DRIVER_MEMORY (now 512m)")
     assert "java.lang.OutOfMemoryError: Java heap space" in reported["description"]
     assert "RECSYS_SPARK_DRIVER_MEMORY" in reported["causes"][0]  # what `recsys run` prints
+
+
+def test_driver_logs_of_finished_processes_are_deleted_once_old(tmp_path: Path) -> None:
+    logs = tmp_path / "spark" / "logs"
+    logs.mkdir(parents=True)
+    finished = subprocess.Popen(["true"])  # a process that has ended, for its pid
+    finished.wait()
+    old = time.time() - (DRIVER_LOG_DAYS + 1) * 86_400
+    ages = {
+        f"driver-{finished.pid}.log": old,
+        f"driver-{finished.pid}.log.1": old,  # rolled over by log4j
+        f"driver-{finished.pid + 1_000_000}.log": time.time(),  # recent
+        f"driver-{os.getppid()}.log": old,  # its process still runs
+        "notes.txt": old,
+    }
+    for name, mtime in ages.items():
+        (logs / name).write_text("log")
+        os.utime(logs / name, (mtime, mtime))
+
+    assert driver_log(Settings(state_dir=tmp_path)) == logs / f"driver-{os.getpid()}.log"
+    assert sorted(p.name for p in logs.iterdir()) == sorted(
+        [f"driver-{finished.pid + 1_000_000}.log", f"driver-{os.getppid()}.log", "notes.txt"]
+    )

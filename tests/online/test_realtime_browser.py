@@ -20,7 +20,7 @@ RATED = [item_asin(3), item_asin(7), item_asin(11)]
 
 
 def card_asins(driver: WebDriver) -> list[str]:
-    script = "return Array.from(document.querySelectorAll('#top5 .card'), e => e.dataset.asin)"
+    script = "return Array.from(document.querySelectorAll('#recommendations .card'), e => e.dataset.asin)"
     return list(driver.execute_script(script))
 
 
@@ -68,8 +68,8 @@ def test_a_new_shopper_rates_three_products_and_their_open_page_turns_personal(
         browser.save_screenshot(str(ARTIFACTS / "realtime-result-personal.png"))
     assert len(card_asins(browser)) == 5
     assert not browser.find_elements(By.ID, "popular-hint"), "the popular hint is gone"
-    reasons = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#top5 .because")]
+    reasons = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#recommendations .because")]
     assert reasons
     assert all(r.startswith("because you rated Title of ") for r in reasons)
-    links = [e.get_attribute("href") for e in browser.find_elements(By.CSS_SELECTOR, "#top5 .product-link")]
+    links = [e.get_attribute("href") for e in browser.find_elements(By.CSS_SELECTOR, "#recommendations .product-link")]
     assert all(link and "via=rec" in link for link in links), "the live cards link as clicks"

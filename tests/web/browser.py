@@ -100,7 +100,7 @@ def badge(driver: WebDriver) -> str:
 
 def card_titles(driver: WebDriver) -> list[str]:
     # One script call reads them all at once: the live script may replace the cards meanwhile.
-    script = "return Array.from(document.querySelectorAll('#top5 .card .title'), e => e.textContent)"
+    script = "return Array.from(document.querySelectorAll('#recommendations .card .title'), e => e.textContent)"
     return list(driver.execute_script(script))
 
 

@@ -49,7 +49,7 @@ def test_unknown_reviewer_sees_the_popular_list_on_the_live_result_page(user_cli
     positions = [page.index(t) for t in titles]
     assert positions == sorted(positions), "popular items appear in rank order"
     assert page.count('class="card"') == 5
-    cards = page.split('id="top5"')[1].split("</ol>")[0]
+    cards = page.split('id="recommendations"')[1].split("</ol>")[0]
     assert "via=rec" not in cards, "opening a popular item is a view, not a click on a recommendation"
 
 

@@ -6,7 +6,7 @@ and keeps its data in its run's folder of the model store (``model/store.py``).
 
 from recsys_assets.model.assets.evaluate import model_evaluation
 from recsys_assets.model.assets.features import training_ratings
-from recsys_assets.model.assets.publish import item_factors, popular_products, similar_products, top5_recommendations
+from recsys_assets.model.assets.publish import item_factors, popular_products, similar_products, user_recommendations
 from recsys_assets.model.assets.sample import review_sample
 from recsys_assets.model.assets.train import als_model
 
@@ -17,6 +17,6 @@ __all__ = [
     "popular_products",
     "review_sample",
     "similar_products",
-    "top5_recommendations",
     "training_ratings",
+    "user_recommendations",
 ]

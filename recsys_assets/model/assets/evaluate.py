@@ -110,6 +110,7 @@ def model_evaluation(
             "gate_decision": handle.decision,
             "lists_from": handle.serves,
             "metrics": _metrics_table(result.metrics),
+            "chart": ev.evaluation_chart(result.metrics),
             **flat,
             "heldout_ratings": result.rating_rows,
             "heldout_ratings_cold": result.cold_rating_rows,

@@ -92,7 +92,7 @@ def _publish(
     freshness_policy=PUBLISHED_FRESHNESS,
 )
 @spark_step
-def top5_recommendations(
+def user_recommendations(
     context: AssetExecutionContext,
     pyspark: PySparkResource,
     model_store: ModelStore,

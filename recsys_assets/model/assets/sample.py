@@ -11,6 +11,7 @@ from recsys_assets.model.handles import SampleHandle
 from recsys_assets.model.plots import store_figure
 from recsys_assets.model.sampling import (
     Distribution,
+    proof_chart,
     proof_figure,
     prove,
     resolve_fraction,
@@ -100,6 +101,7 @@ def review_sample(
             "p_value_threshold": config.min_p_value,
             "rating_counts": _table("rating", proof.ratings),
             "category_counts": _table("category", proof.categories),
+            "chart": proof_chart(proof),
             **store_figure(
                 proof_figure(proof), model_store, spark, model_store.uri(version, "sample_proof.png"), "sample proof"
             ),
