@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeGuard
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -68,8 +68,13 @@ def stored_time(when: datetime) -> datetime:
     return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
+def is_http_url(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is an http(s) URL: the one rule for every image a page or stream shows."""
+    return isinstance(value, str) and re.match(HTTP_URL, value, re.IGNORECASE) is not None
+
+
 def _http_url(value: str | None) -> str | None:
-    if value is not None and not re.match(HTTP_URL, value, re.IGNORECASE):
+    if value is not None and not is_http_url(value):
         raise ValueError("must be an http(s) URL")
     return value
 

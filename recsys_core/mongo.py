@@ -19,6 +19,7 @@ Document = dict[str, Any]
 
 REVIEWS = "reviews"
 PRODUCTS = "products"
+PRODUCT_LISTINGS = "product_listings"
 QUARANTINE = "quarantine"
 RECOMMENDATIONS = "recommendations"
 POPULAR = "popular"
@@ -42,6 +43,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     PRODUCTS: [
         IndexModel([("asin", HASHED)], name="asin_hashed"),
+        IndexModel([("source_category", ASCENDING)], name="source_category"),
+    ],
+    # Which categories' files list each product, so a product one category drops stays while another lists it.
+    PRODUCT_LISTINGS: [
+        IndexModel([("listed", ASCENDING)], name="listed"),
         IndexModel([("source_category", ASCENDING)], name="source_category"),
     ],
     QUARANTINE: [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from recsys_core import mongo
-from recsys_core.contract import HTTP_URL, ItemFactor, Product
+from recsys_core.contract import ItemFactor, Product, is_http_url
 from recsys_core.scoring import ItemFactors
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def faces(db: Database[mongo.Document], asins: Iterable[str]) -> dict[str, Face]
         title, image, price = doc.get("title"), doc.get("image"), doc.get("price")
         found[str(doc["_id"])] = Face(
             title=title if isinstance(title, str) else None,
-            image=image if isinstance(image, str) and re.match(HTTP_URL, image, re.IGNORECASE) else None,
+            image=image if is_http_url(image) else None,
             price=float(price) if isinstance(price, int | float) and not isinstance(price, bool) else None,
         )
     return found

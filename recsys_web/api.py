@@ -77,7 +77,11 @@ def healthz() -> ResponseReturnValue:
     body: dict[str, Any] = {
         "mongo": "up" if mongo_up else "down",
         "kafka": "up" if res.publisher().reachable(timeout_s) else "down",
-        "kafka_messages": {"impressions": res.publisher().counts(), "interactions": res.interactions().counts()},
+        "kafka_messages": {
+            "impressions": res.publisher().counts(),
+            "interactions": res.interactions().counts(),
+            "ratings": res.ratings().counts(),
+        },
         "streams": {"open": res.streams.current, "opened_total": res.streams.total},
     }
     healthy = body["mongo"] == body["kafka"] == "up"

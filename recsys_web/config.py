@@ -34,8 +34,14 @@ def default_config(settings: Settings) -> dict[str, Any]:
         # A stream ends after this long; the browser reconnects with Last-Event-ID, and the
         # session is checked again (so a logout ends live updates within this window).
         "STREAM_MAX_S": 300.0,
-        # Each open stream holds one worker thread: cap them so pages keep threads to run on.
+        # Each open stream holds one worker thread: cap them so pages keep threads to run on,
+        # and cap one reviewer's share, so one account cannot take every slot (both a 429).
         "STREAM_MAX_OPEN": 6,
+        "STREAM_MAX_PER_USER": 2,
+        # How often an open stream checks that its client is still there (frees the slot).
+        "STREAM_PROBE_S": 1.0,
+        # A Last-Event-ID resumes at most this many messages back on each partition.
+        "STREAM_RESUME_MAX": 1000,
         # Per account (email): this many password attempts go through at once; after them each
         # attempt makes the next wait twice as long, from 1 s up to 15 min; an hour without
         # attempts, or a successful one, starts afresh. See throttle.py.

@@ -9,7 +9,7 @@ renders the page, so a prefetch or a crawler records nothing.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import Conflict, NotFound
 
@@ -45,7 +45,7 @@ def rate(asin: str) -> ResponseReturnValue:
         flash(exc.description or "Invalid rating.", "error")
         return redirect(url_for("products.product", asin=found.asin), code=303)
     event = interaction(_own_reviewer(), found.asin, "rate", rating)
-    if not resources().interactions().deliver(event, current_app.config["KAFKA_TIMEOUT_S"]):
+    if not resources().ratings().deliver(event):
         flash("Your rating could not be recorded just now. Please try again in a moment.", "error")
         return render_template("pages/product.html", product=found, similar=[], kind=None), 503
     flash(f"Your {rating:.0f}-star rating of {found.name} is recorded. Your recommendations follow it in a moment.")

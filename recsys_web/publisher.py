@@ -9,7 +9,10 @@ daemon thread polls, so outcomes are counted even when no request is running.
   in the callback, and is logged and counted (``/healthz`` shows the counts).
 - ``deliver`` waits for the broker's acknowledgement, for what the shopper did on purpose (a
   rating): the page then says it was recorded, or that it was not and to try again, and
-  never claims a rating that is lost.
+  never claims a rating that is lost. It waits for the delivery report itself, which the
+  producer's message timeout bounds, so the answer is final: a rating refused to the shopper
+  is one librdkafka gave up on, never one still queued that a returning broker takes later.
+  Ratings therefore have a producer of their own with a short message timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 class Publisher:
     def __init__(self, bootstrap_servers: str, topic: str, message_timeout_ms: int) -> None:
         self.topic = topic
+        self.message_timeout_s = message_timeout_ms / 1000
         self._producer = kafka_producer(bootstrap_servers, message_timeout_ms, logger=log)
         self._lock = threading.Lock()
         self._counts = {"produced": 0, "delivered": 0, "failed": 0}
@@ -41,8 +45,8 @@ class Publisher:
         """Queue ``event`` for delivery; never raises, a failure is logged and counted."""
         self._produce(event, self._on_delivery)
 
-    def deliver(self, event: KafkaEvent, timeout_s: float) -> bool:
-        """Produce ``event`` and wait up to ``timeout_s`` for the broker to confirm it; whether it did."""
+    def deliver(self, event: KafkaEvent) -> bool:
+        """Produce ``event`` and wait for its delivery report; whether the broker confirmed it."""
         confirmed = threading.Event()
         outcome: list[KafkaError | None] = []
 
@@ -51,7 +55,10 @@ class Publisher:
             outcome.append(err)
             confirmed.set()
 
-        return self._produce(event, on_delivery) and confirmed.wait(timeout_s) and outcome[0] is None
+        # The report comes within the message timeout; the margin is for the poll thread's turn.
+        if not (self._produce(event, on_delivery) and confirmed.wait(self.message_timeout_s + 5.0)):
+            return False
+        return outcome[0] is None
 
     def _produce(self, event: KafkaEvent, on_delivery: Callable[[KafkaError | None, Message[Any, Any]], None]) -> bool:
         try:

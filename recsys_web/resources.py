@@ -1,5 +1,5 @@
 """The long-lived connections of one app: the MongoDB client, the impressions and interactions
-publishers, and the gauge of open streams.
+publishers, and the open streams.
 
 They are created lazily, on first use in a request, never in ``create_app``: under gunicorn
 the app is built in the master and the workers are forked from it, and neither a MongoClient
@@ -10,6 +10,7 @@ hook and the test fixtures call it).
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,24 +23,36 @@ from recsys_core.connections import mongo_client
 from recsys_web.publisher import Publisher
 
 
-class Gauge:
-    """A thread-safe count of things currently open (streams), plus how many were ever opened."""
+class StreamSlots:
+    """This process's open streams, counted per reviewer and in all, plus how many were ever opened.
+
+    The per-reviewer cap is what keeps one account (ten tabs, or a script) from taking the
+    slots of everybody else; the total cap keeps worker threads free for pages.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._open: Counter[str] = Counter()
         self.current = 0
         self.total = 0
 
-    def try_acquire(self, limit: int) -> bool:
+    def try_acquire(self, reviewer: str, per_reviewer: int, limit: int) -> str | None:
+        """Take a slot for ``reviewer``; else the reason it was refused (the 429's message)."""
         with self._lock:
+            if self._open[reviewer] >= per_reviewer:
+                return f"You already have {per_reviewer} live streams open: close a tab, or wait for one to end."
             if self.current >= limit:
-                return False
+                return "The server has as many live streams open as it can hold: try again shortly."
+            self._open[reviewer] += 1
             self.current += 1
             self.total += 1
-            return True
+            return None
 
-    def release(self) -> None:
+    def release(self, reviewer: str) -> None:
         with self._lock:
+            self._open[reviewer] -= 1
+            if self._open[reviewer] <= 0:
+                del self._open[reviewer]
             self.current -= 1
 
 
@@ -51,7 +64,7 @@ class Resources:
         self._schema_ready = False
         self._publishers: dict[str, Publisher] = {}
         self._releases: list[Callable[[], None]] = []
-        self.streams = Gauge()
+        self.streams = StreamSlots()
 
     def on_close(self, release: Callable[[], None]) -> None:
         """Something else of this app's that ``close()`` releases (the rate limiter's own MongoDB client)."""
@@ -80,15 +93,21 @@ class Resources:
         """The producer of the ``interactions`` topic (ratings, clicks, views)."""
         return self._publisher_of(self._config["TOPIC_INTERACTIONS"])
 
-    def _publisher_of(self, topic: str) -> Publisher:
+    def ratings(self) -> Publisher:
+        """The producer of ratings on the ``interactions`` topic: it gives a message up after
+        KAFKA_TIMEOUT_S, the time a shopper waits for "recorded" or "not recorded"."""
+        return self._publisher_of(self._config["TOPIC_INTERACTIONS"], "ratings", self._config["KAFKA_TIMEOUT_S"] * 1000)
+
+    def _publisher_of(self, topic: str, name: str | None = None, message_timeout_ms: float | None = None) -> Publisher:
         with self._lock:
-            if topic not in self._publishers:
-                self._publishers[topic] = Publisher(
+            name = name or topic
+            if name not in self._publishers:
+                self._publishers[name] = Publisher(
                     self._config["KAFKA_BOOTSTRAP_SERVERS"],
                     topic,
-                    message_timeout_ms=self._config["KAFKA_MESSAGE_TIMEOUT_MS"],
+                    message_timeout_ms=int(message_timeout_ms or self._config["KAFKA_MESSAGE_TIMEOUT_MS"]),
                 )
-            return self._publishers[topic]
+            return self._publishers[name]
 
     def close(self) -> None:
         for release in self._releases:

@@ -12,19 +12,28 @@ queues):
   new consumer is assigned those offsets, so nothing is lost or repeated. A shared consumer
   sits at one position for everybody and cannot replay one user's gap.
 - Clean release. The consumer lives in the response generator; when the client leaves, the
-  server closes the generator and its ``finally`` closes the consumer. The open count is in
+  server closes the response and with it the generator, whose ``finally`` closes the consumer.
+  The loop also looks at the client's socket every STREAM_PROBE_S, so a tab that closes frees
+  its slot then, not only when the next heartbeat fails to write. The open count is in
   ``/healthz``.
 - The cost is fine at this size: each stream reads the whole topic and drops other users'
-  messages, and holds one worker thread (gthread), so STREAM_MAX_OPEN caps streams per process.
-  A shared fan-out consumer is the step to take at thousands of concurrent streams.
+  messages, and holds one worker thread (gthread), so STREAM_MAX_OPEN caps streams per process
+  and STREAM_MAX_PER_USER caps one reviewer's share of them; past either the answer is a 429
+  with ``Retry-After``. A shared fan-out consumer is the step to take at thousands of
+  concurrent streams.
+
+Resuming is bounded: a ``Last-Event-ID`` must be well-formed with offsets Kafka can hold
+(int64), else 400, and it resumes at most STREAM_RESUME_MAX messages back on each partition,
+so an old or forged id cannot replay a reviewer's history from the start of the topic.
 
 The consumer uses ``assign()``, not ``subscribe()``: no group membership, no rebalances, no
 committed offsets (its unique ``group.id`` is never registered with the broker).
 
-Wire format: ``event: status`` with ``{"state": "live"|"kafka_down"|"busy"}``, ``event: recommendations``
-with a RecommendationEvent, and a comment heartbeat that also carries the position in ``id:``.
-When Kafka is down (or too many streams are open) the stream says so and ends with a
-``retry:`` hint; the browser shows "reconnecting" and reconnects by itself.
+Wire format: ``event: status`` with ``{"state": "live"|"kafka_down"}``, ``event: recommendations``
+with a RecommendationEvent (decoded through the contract, so its images are http(s) URLs),
+and a comment heartbeat that also carries the position in ``id:``. When Kafka is down the
+stream says so and ends with a ``retry:`` hint; the browser shows "reconnecting" and
+reconnects by itself (after a 429 too, waiting ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -32,27 +41,30 @@ from __future__ import annotations
 import json
 import logging
 import re
+import select
+import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import Conflict, TooManyRequests
 
 from recsys_core.connections import kafka_consumer
 from recsys_core.contract import ContractError, RecommendationEvent
 from recsys_web.auth import logged_in_user, login_required
 from recsys_web.inputs import InvalidInput
-from recsys_web.resources import Gauge, resources
+from recsys_web.resources import StreamSlots, resources
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("stream", __name__)
 
 EVENT_ID = re.compile(r"\d{1,6}:\d{1,19}(,\d{1,6}:\d{1,19}){0,255}")
+MAX_OFFSET = 2**63 - 1  # Kafka offsets are int64
 RETRY_MS = 3000
 
 Positions = dict[int, int]
@@ -65,7 +77,8 @@ class StreamConfig:
     timeout_s: float
     heartbeat_s: float
     max_s: float
-    max_open: int
+    probe_s: float
+    resume_max: int
 
 
 @bp.route("/stream")
@@ -82,11 +95,17 @@ def stream() -> Response:
         timeout_s=cfg["KAFKA_TIMEOUT_S"],
         heartbeat_s=cfg["STREAM_HEARTBEAT_S"],
         max_s=cfg["STREAM_MAX_S"],
-        max_open=cfg["STREAM_MAX_OPEN"],
+        probe_s=cfg["STREAM_PROBE_S"],
+        resume_max=cfg["STREAM_RESUME_MAX"],
     )
-    events = ReviewerStream(reviewer, resume, config, resources().streams)
+    slots = resources().streams
+    refused = slots.try_acquire(reviewer, cfg["STREAM_MAX_PER_USER"], cfg["STREAM_MAX_OPEN"])
+    if refused is not None:
+        raise TooManyRequests(refused, retry_after=RETRY_MS * 5 // 1000)
+    # From here the slot belongs to the response: the server closes it, which releases the slot.
+    events = ReviewerStream(reviewer, resume, config, slots, client_socket(request.environ))
     return Response(
-        iter(events),
+        events,
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -98,7 +117,31 @@ def parse_event_id(value: str | None) -> Positions:
         return {}
     if not EVENT_ID.fullmatch(value):
         raise InvalidInput("Last-Event-ID is not an event id of this stream")
-    return {int(p): int(o) for p, o in (pair.split(":") for pair in value.split(","))}
+    positions = {int(p): int(o) for p, o in (pair.split(":") for pair in value.split(","))}
+    if max(positions.values()) > MAX_OFFSET:
+        raise InvalidInput("Last-Event-ID holds an offset beyond any Kafka offset")
+    return positions
+
+
+def client_socket(environ: dict[str, Any]) -> socket.socket | None:
+    """The connection to the client, where the server exposes it (gunicorn, werkzeug's server)."""
+    sock = environ.get("gunicorn.socket", environ.get("werkzeug.socket"))
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def client_left(sock: socket.socket | None) -> bool:
+    """True once the client has closed its end: readable with nothing to read (an EOF)."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:  # reset or closed: gone as well
+        return True
+    except ValueError:  # a TLS socket takes no recv flags: leave it to the heartbeat
+        return False
 
 
 def format_event_id(positions: Positions) -> str:
@@ -114,27 +157,42 @@ def sse(event: str, data: dict[str, Any], event_id: str | None = None, retry_ms:
 
 
 class ReviewerStream:
-    """One connection's events: a consumer of its own, forwarding one reviewerID's messages."""
+    """One connection's events: a consumer of its own, forwarding one reviewerID's messages.
 
-    def __init__(self, reviewer: str, resume: Positions, config: StreamConfig, gauge: Gauge) -> None:
+    It holds one of ``slots``, taken by the view; ``close()`` (which the WSGI server calls on
+    every response, also one whose body never started) releases it, once.
+    """
+
+    def __init__(
+        self,
+        reviewer: str,
+        resume: Positions,
+        config: StreamConfig,
+        slots: StreamSlots,
+        sock: socket.socket | None,
+    ) -> None:
         self.reviewer = reviewer
         self.key = reviewer.encode()
         self.positions = dict(resume)
         self.config = config
-        self.gauge = gauge
+        self.slots = slots
+        self.sock = sock
         self.kafka_down = False
+        self._events = self._run()
+        self._released = False
 
     def __iter__(self) -> Iterator[str]:
-        # Counted here, not in the view: only a running generator is sure to see its finally.
-        if not self.gauge.try_acquire(self.config.max_open):
-            yield sse("status", {"state": "busy"}, retry_ms=RETRY_MS * 5)
-            return
-        try:
-            yield from self._run()
-        finally:
-            self.gauge.release()
+        return self._events
 
-    def _run(self) -> Iterator[str]:
+    def close(self) -> None:
+        try:
+            self._events.close()
+        finally:
+            if not self._released:
+                self._released = True
+                self.slots.release(self.reviewer)
+
+    def _run(self) -> Generator[str]:
         consumer = kafka_consumer(
             self.config.bootstrap_servers,
             f"recsys-web-stream-{uuid.uuid4().hex}",
@@ -153,18 +211,18 @@ class ReviewerStream:
             consumer.close()
 
     def _assign(self, consumer: Consumer) -> None:
-        """Start where Last-Event-ID left off, else at the current end of every partition."""
+        """Start where Last-Event-ID left off (at most ``resume_max`` back), else at the end of every partition."""
         metadata = consumer.list_topics(self.config.topic, timeout=self.config.timeout_s)
         topic = metadata.topics.get(self.config.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise LookupError(f"topic {self.config.topic!r} is not available")
+        resume, self.positions = self.positions, {}
         for partition in topic.partitions:
-            if partition not in self.positions:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.config.topic, partition), timeout=self.config.timeout_s, cached=False
-                )
-                self.positions[partition] = high
-        self.positions = {p: o for p, o in self.positions.items() if p in topic.partitions}
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(self.config.topic, partition), timeout=self.config.timeout_s, cached=False
+            )
+            wanted = resume.get(partition, high)
+            self.positions[partition] = min(high, max(wanted, low, high - self.config.resume_max))
         consumer.assign([TopicPartition(self.config.topic, p, o) for p, o in self.positions.items()])
 
     def _pump(self, consumer: Consumer) -> Iterator[str]:
@@ -174,7 +232,7 @@ class ReviewerStream:
         while now < deadline:
             try:
                 # poll(), not consume(n): consume waits for n messages or the whole timeout.
-                msg = consumer.poll(max(0.0, min(next_beat, deadline) - now))
+                msg = consumer.poll(max(0.0, min(next_beat, deadline, now + self.config.probe_s) - now))
             except KafkaException as exc:  # a fatal consumer error: start afresh on reconnect
                 log.warning("stream for %s: %s", self.reviewer, exc)
                 self.kafka_down = True
@@ -184,6 +242,8 @@ class ReviewerStream:
                 yield event
             if self.kafka_down:
                 yield sse("status", {"state": "kafka_down"}, retry_ms=RETRY_MS)
+                return
+            if client_left(self.sock):
                 return
             now = time.monotonic()
             if now >= next_beat:

@@ -76,6 +76,7 @@ def _products_target(category: str) -> Target:
         scope={"source_category": category},
         kind="product",
         ids_unique_to_scope=False,
+        listings=mongo_contract.PRODUCT_LISTINGS,
     )
 
 

@@ -8,6 +8,7 @@ collection), duplicate (same record as an earlier line, collapsed by its determi
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,11 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_core import mongo
+from recsys_core.contract import KEY_SEPARATOR
 
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = "E11000"  # MongoDB's duplicate key error, as the connector's exception quotes it
 _RAW_LINE_LIMIT = 10_000
 _DELETE_BATCH = 10_000
 
@@ -45,6 +50,10 @@ class Target:
     # True when a document id can only ever belong to this scope (the review id hashes the
     # category in); then a first load may insert instead of upsert, which is about twice as fast.
     ids_unique_to_scope: bool = True
+    # For documents that several scopes may list (a product in two categories' files): the
+    # collection recording which scopes list each id, so that stale-removal in one scope
+    # keeps, and hands over, a document another scope still lists.
+    listings: str | None = None
 
 
 def load_partition(parsed: DataFrame, target: Target, db: Database[mongo.Document], uri: str) -> LoadCounts:
@@ -66,8 +75,17 @@ def load_partition(parsed: DataFrame, target: Target, db: Database[mongo.Documen
         ).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             loaded = documents.count()
+            if target.listings is not None:  # first, so that stale-removal below sees this load's listings
+                replace_scope(listings_of(documents, target), target.listings, target.scope, db, uri, loaded, True)
             stale = replace_scope(
-                documents, target.collection, target.scope, db, uri, loaded, target.ids_unique_to_scope
+                documents,
+                target.collection,
+                target.scope,
+                db,
+                uri,
+                loaded,
+                target.ids_unique_to_scope,
+                target.listings,
             )
         finally:
             documents.unpersist()
@@ -91,6 +109,13 @@ def load_partition(parsed: DataFrame, target: Target, db: Database[mongo.Documen
         reasons=dict(sorted(by_reason.items())),
         stale_removed=stale,
     )
+
+
+def listings_of(documents: DataFrame, target: Target) -> DataFrame:
+    """One listing per document of the scope: ``{_id: "<scope>:<id>", **scope, listed: id}``."""
+    scope = [F.lit(v).alias(k) for k, v in target.scope.items()]
+    key = F.concat_ws(KEY_SEPARATOR, *[F.lit(str(v)) for v in target.scope.values()], F.col("_id"))
+    return documents.select(key.alias("_id"), *scope, F.col("_id").alias("listed"))
 
 
 def quarantine_documents(bad: DataFrame, target: Target) -> DataFrame:
@@ -117,25 +142,25 @@ def replace_scope(
     uri: str,
     expected: int,
     ids_unique_to_scope: bool,
+    listings: str | None = None,
 ) -> int:
     """Make the documents of ``scope`` in ``collection`` exactly ``documents``.
 
     Upserts by ``_id`` (so a second load changes nothing), then deletes the documents of the
-    scope that the new load no longer has. Returns how many were deleted. Into an empty scope
-    whose ids no other scope can hold, plain inserts do the same work faster.
+    scope that the new load no longer has, except those another scope still lists in
+    ``listings``: they move to that scope. Returns how many were deleted. Into an empty scope
+    whose ids no other scope can hold, plain inserts do the same work faster; if a retried
+    Spark task meets the documents its failed attempt inserted, the write is redone as upserts.
     """
     mongo.ensure_collection(db, collection)
     fresh = ids_unique_to_scope and db[collection].find_one(scope, {"_id": 1}) is None
-    (
-        documents.write.format("mongodb")
-        .mode("append")
-        .option("connection.uri", uri)
-        .option("database", db.name)
-        .option("collection", collection)
-        .option("operationType", "insert" if fresh else "replace")
-        .option("upsertDocument", "true")
-        .save()
-    )
+    try:
+        write_documents(documents, collection, db, uri, "insert" if fresh else "replace")
+    except Exception as exc:
+        if not (fresh and DUPLICATE_KEY in str(exc)):
+            raise
+        log.warning("insert into %s met documents of a failed task attempt; writing again as upserts", collection)
+        write_documents(documents, collection, db, uri, "replace")
     if db[collection].count_documents(scope) == expected:
         return 0
     existing = (
@@ -148,6 +173,26 @@ def replace_scope(
         .select("_id")
     )
     stale_ids = [row["_id"] for row in existing.join(documents.select("_id"), "_id", "left_anti").collect()]
+    deleted = 0
     for start in range(0, len(stale_ids), _DELETE_BATCH):
-        db[collection].delete_many({"_id": {"$in": stale_ids[start : start + _DELETE_BATCH]}, **scope})
-    return len(stale_ids)
+        batch = stale_ids[start : start + _DELETE_BATCH]
+        if listings is not None:
+            elsewhere = db[listings].find({"listed": {"$in": batch}, "$nor": [scope]})
+            for listing in elsewhere:  # still listed by another scope: it becomes that scope's
+                db[collection].update_one({"_id": listing["listed"], **scope}, {"$set": {k: listing[k] for k in scope}})
+        deleted += db[collection].delete_many({"_id": {"$in": batch}, **scope}).deleted_count
+    return deleted
+
+
+def write_documents(documents: DataFrame, collection: str, db: Database[mongo.Document], uri: str, how: str) -> None:
+    """Append ``documents`` through the connector: ``insert``, or ``replace`` by ``_id`` with upsert."""
+    (
+        documents.write.format("mongodb")
+        .mode("append")
+        .option("connection.uri", uri)
+        .option("database", db.name)
+        .option("collection", collection)
+        .option("operationType", how)
+        .option("upsertDocument", "true")
+        .save()
+    )

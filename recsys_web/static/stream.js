@@ -66,13 +66,19 @@
     });
     source.addEventListener("recommendations", (e) => show(JSON.parse(e.data)));
     source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) setStatus("disconnected, reload the page", "down");
-      else setStatus("reconnecting…", "down");
+      setStatus("reconnecting…", "down");
+      // EventSource gives up on a refusal (e.g. a 429: too many streams open); try again later.
+      if (source.readyState === EventSource.CLOSED) retry = setTimeout(connect, RETRY_AFTER_MS);
     };
   };
+  const RETRY_AFTER_MS = 15000;
+  let retry = null;
   // Leaving the page (or its going into the back/forward cache) must free the server's
   // stream at once; coming back from that cache opens a new one.
-  window.addEventListener("pagehide", () => source.close());
+  window.addEventListener("pagehide", () => {
+    clearTimeout(retry);
+    source.close();
+  });
   window.addEventListener("pageshow", (e) => {
     if (e.persisted) connect();
   });

@@ -16,6 +16,7 @@ from recsys_core.contract import (
     BECAUSE_PREFIX,
     DeadLetter,
     Interaction,
+    Product,
     RecommendationEvent,
     Recommendations,
     stored_time,
@@ -166,6 +167,26 @@ def test_an_unmodelled_product_keeps_the_popular_list_until_a_modelled_one_is_ra
         final = wait_for(lambda: list_as_of(online, reviewer, known.ts), "a personal list")
     assert UNMODELLED not in [item.asin for item in final.items]
     assert item_asin(12) not in [item.asin for item in final.items]
+
+
+def test_an_online_update_shows_only_http_images(online: Online, produce, tmp_path) -> None:
+    """The rule of batch lists holds for online ones: a product's non-http(s) image never reaches the event."""
+    urls = ["javascript:alert(1)", "data:text/html,<b>x</b>", " http://padded.example.com/x.jpg"]
+    hostile = {item_asin(i): urls[i % 3] for i in range(ITEMS) if i % 4}  # every fourth keeps its https image
+    for asin, url in hostile.items():
+        online.db[Product.collection].update_one({"_id": asin}, {"$set": {"image": url}})
+    reviewer = online.web_reviewers[5]
+    announced = online.reader(online.settings.topic_recommendations)
+    event = online.event(reviewer, item_asin(30))
+    with updater_thread(online.settings, tmp_path):
+        produce(event)
+        final = wait_for(lambda: list_as_of(online, reviewer, event.ts), "the list")
+    sent = RecommendationEvent.decode(announced.find(reviewer).value() or b"")
+    assert sent.items == final.items
+    assert any(item.asin in hostile for item in final.items), "the list shows products whose image is refused"
+    for item in final.items:
+        assert item.image == (None if item.asin in hostile else f"https://img.example.com/{item.asin}.jpg")
+    announced.consumer.close()
 
 
 def test_a_newly_published_model_is_used_without_a_restart(online: Online, produce, tmp_path) -> None:

@@ -4,6 +4,7 @@ contract the publishing assets use, and a real Kafka producer and topic reader."
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import queue
 import re
@@ -11,6 +12,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -390,6 +392,42 @@ def forwarded_until(stream: SSEReader, produced: list[tuple[int, int]]) -> list[
         end[partition] = max(end.get(partition, 0), offset + 1)
     blocks = stream.until(lambda b: b.id is not None and all(positions(b.id).get(p, 0) >= o for p, o in end.items()))
     return [b.data for b in blocks if b.event == "recommendations"]
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 20.0) -> Any:
+    """``condition()``'s first true value; fails the test when none comes within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None  # the 302 itself is the answer a test checks
+
+
+def http_login(base: str) -> str:
+    """Register and log in a new user (with a reviewer identity of its own) on a running server
+    through the real forms; the Cookie header to send."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    email = f"{uuid.uuid4().hex[:12]}@example.org"
+
+    def submit(path: str, **fields: str) -> None:
+        html = opener.open(f"{base}{path}", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert token, f"no CSRF field on {path}"
+        body = urllib.parse.urlencode({"csrf_token": token.group(1), "email": email, "password": PASSWORD, **fields})
+        with pytest.raises(urllib.error.HTTPError) as answer:  # the 302, which the opener does not follow
+            opener.open(f"{base}{path}", data=body.encode(), timeout=10)
+        assert answer.value.code == 302, f"{path} answered {answer.value.code}"
+
+    submit("/auth/register")
+    submit("/auth/login")
+    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
 
 
 def get_json(url: str) -> tuple[int, Any]:

@@ -15,10 +15,23 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from recsys_core.contract import Interaction
+from recsys_core.services.kafka import KafkaService
 from recsys_core.services.mongod import MongoService
 from recsys_core.settings import Settings
 from recsys_web.errors import DB_DOWN
-from tests.web.conftest import Catalog, login, make_app, open_stream, register, unused_port
+from tests.web.conftest import (
+    Catalog,
+    SSEReader,
+    TopicReader,
+    csrf_token,
+    login,
+    make_app,
+    open_stream,
+    register,
+    unused_port,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -117,3 +130,73 @@ def test_a_mongod_that_stops_answering_gives_503_instead_of_hanging(stalling_mon
         assert not request.is_alive(), "the request hung on the stalled mongod"
     assert answers[0].status_code == 503
     assert answers[0].get_json()["message"] == DB_DOWN
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path, running_services: Settings) -> Iterator[tuple[Settings, KafkaService]]:
+    """A broker of the test's own, to stop and start (the session's must keep running)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "jars").symlink_to(running_services.state_dir / "jars")  # the jars the session resolved
+    settings = running_services.model_copy(
+        update={"state_dir": state, "kafka_port": unused_port(), "kafka_controller_port": unused_port()}
+    )
+    service = KafkaService(settings)
+    service.up()
+    yield settings, service
+    service.down()
+
+
+def test_kafka_stopped_pages_serve_streams_retry_ratings_are_refused_and_all_resumes(
+    own_kafka: tuple[Settings, KafkaService], catalog: Catalog
+) -> None:
+    settings, kafka = own_kafka
+    with make_app(KAFKA_BOOTSTRAP_SERVERS=settings.effective_kafka_bootstrap, KAFKA_TIMEOUT_S=2.0) as app:
+        client = app.test_client()
+        register(client, "kafka-outage@example.org")
+        login(client, "kafka-outage@example.org")
+        asin = "B000000001"
+        interactions = TopicReader(settings, settings.topic_interactions)
+        assert kafka.down()
+
+        # Pages and the API keep serving from MongoDB.
+        page = client.get("/result")
+        assert page.status_code == 200
+        assert page.get_data(as_text=True).count('class="card"') == 5
+        assert client.get("/api/v1/popular").status_code == 200
+        assert client.get(f"/product/{asin}").status_code == 200
+        # The stream tells the browser to retry.
+        stream = open_stream(client)
+        down = stream.next()
+        assert down is not None
+        assert (down.event, down.data, down.retry) == ("status", {"state": "kafka_down"}, "3000")
+        assert stream.next() is None
+        # A rating is refused, clearly, and only once librdkafka has given it up.
+        token = csrf_token(client, f"/product/{asin}")
+        refused = client.post(f"/product/{asin}/rate", data={"csrf_token": token, "rating": "4"})
+        assert refused.status_code == 503
+        assert "could not be recorded" in refused.get_data(as_text=True)
+        assert app.extensions["recsys"].ratings().counts() == {"produced": 1, "delivered": 0, "failed": 1}
+
+        kafka.up()
+
+        def reconnect() -> SSEReader | None:
+            """What the browser does after ``retry:``: a new stream, live once the partitions have leaders."""
+            stream = open_stream(client)
+            first = stream.next(timeout_s=30)
+            if first is not None and first.data == {"state": "live"}:
+                return stream
+            stream.close()
+            time.sleep(0.5)
+            return None
+
+        stream = wait_until(reconnect, "the stream to be live again", timeout_s=90)
+        reviewer = app.extensions["recsys"].database()["users"].find_one({"email": "kafka-outage@example.org"})
+        assert reviewer is not None
+        stream.close()
+        token = csrf_token(client, f"/product/{asin}")
+        recorded = client.post(f"/product/{asin}/rate", data={"csrf_token": token, "rating": "5"})
+        assert recorded.status_code == 303
+        ratings = [Interaction.decode(m.value() or b"") for m in interactions.keyed(reviewer["reviewerID"], 10.0)]
+        assert [(r.kind, r.rating) for r in ratings] == [("rate", 5.0)], "the refused rating never arrives later"
+        interactions.consumer.close()

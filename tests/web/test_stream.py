@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,18 @@ from confluent_kafka.admin import AdminClient
 from flask import Flask
 
 from recsys_core import mongo
-from tests.web.conftest import SSE, event_for, forwarded_until, new_reviewer, open_stream
+from recsys_web.resources import StreamSlots
+from tests.web.conftest import (
+    SSE,
+    event_for,
+    forwarded_until,
+    get_json,
+    http_login,
+    new_reviewer,
+    open_stream,
+    positions,
+    wait_until,
+)
 
 
 def is_up(block: SSE) -> bool:
@@ -82,8 +94,51 @@ def test_reconnect_with_last_event_id_gets_the_missed_event(user_client, publish
 
 def test_bad_last_event_id_is_400(user_client) -> None:
     client = user_client(new_reviewer("BAD"))
-    for bad in ("x", "1:2,", "0:-1", "0:1;1:2", "9" * 30 + ":1"):
-        assert client.get("/stream", headers={"Last-Event-ID": bad}).status_code == 400, bad
+    beyond_int64 = str(2**63)  # 19 digits, like a real offset, but no Kafka offset: was a 500 (OverflowError)
+    for bad in ("x", "1:2,", "0:-1", "0:1;1:2", "9" * 30 + ":1", f"0:{beyond_int64}", f"0:1,1:{'9' * 19}"):
+        answer = client.get("/stream", headers={"Last-Event-ID": bad})
+        assert answer.status_code == 400, bad
+        assert "Last-Event-ID" in answer.get_data(as_text=True)
+    assert app_slots(client).current == 0
+
+
+def test_a_resume_goes_back_at_most_stream_resume_max_messages(app: Flask, user_client, publish) -> None:
+    """An old (or forged, e.g. ``0:0,1:0,2:0``) id replays only the last few messages, not the whole topic."""
+    app.config["STREAM_RESUME_MAX"] = 2
+    reviewer = new_reviewer("REPLAY")
+    sent = [publish(event_for(reviewer, title=f"old {n}")) for n in range(4)]
+    partition = sent[0][0]
+    assert [p for p, _ in sent] == [partition] * 4  # one key, one partition
+    stream = open_stream(user_client(reviewer), **{"Last-Event-ID": "0:0,1:0,2:0"})
+    last = sent[-1][1]
+    blocks = stream.until(lambda b: b.id is not None and positions(b.id)[partition] > last)
+    titles = [b.data["items"][0]["title"] for b in blocks if b.event == "recommendations"]
+    assert titles == ["old 2 1", "old 3 1"]
+    assert positions(blocks[0].id)[partition] == last + 1 - 2  # where it started: two back from the end
+    stream.close()
+
+
+def test_an_event_with_a_non_http_image_never_reaches_the_stream(user_client, publish) -> None:
+    reviewer = new_reviewer("IMG")
+    stream = open_stream(user_client(reviewer))
+    stream.until(is_up)
+    good = event_for(reviewer, title="safe")
+    # Built past the contract's validation, as a broken or hostile producer would send it.
+    bad = good.model_copy(
+        update={"items": [item.model_copy(update={"image": "javascript:alert(1)"}) for item in good.items]}
+    )
+    publish(bad)
+    publish(good)
+    blocks = stream.until(lambda b: b.event == "recommendations")
+    received = [b.data for b in blocks if b.event == "recommendations"]
+    assert len(received) == 1
+    assert received[0]["items"][0]["title"] == "safe 1"
+    stream.close()
+
+
+def app_slots(client) -> StreamSlots:
+    slots: StreamSlots = client.application.extensions["recsys"].streams
+    return slots
 
 
 def test_stream_needs_a_linked_reviewer_id(user_client, db) -> None:
@@ -93,18 +148,57 @@ def test_stream_needs_a_linked_reviewer_id(user_client, db) -> None:
     assert client.get("/stream").status_code == 409
 
 
-def test_streams_beyond_the_cap_are_told_to_retry_later(app: Flask, user_client) -> None:
-    app.config["STREAM_MAX_OPEN"] = 1
-    client = user_client(new_reviewer("CAP"))
-    first = open_stream(client)
-    first.until(is_up)
-    second = open_stream(client)
-    busy = second.next()
-    assert busy is not None
-    assert busy.data == {"state": "busy"}
-    assert second.next() is None  # ended, so the browser retries after `retry:`
-    first.close()
+def test_one_user_past_their_cap_gets_a_429_and_others_still_get_streams(app: Flask, user_client) -> None:
+    """One account with many tabs takes its own share only: the rest of the slots stay for other users."""
+    app.config.update(STREAM_MAX_PER_USER=2, STREAM_MAX_OPEN=4)
+    alice = user_client(new_reviewer("GREEDY"))
+    mine = [open_stream(alice) for _ in range(2)]
+    for stream in mine:
+        stream.until(is_up)
+    refused = alice.get("/stream")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "15"
+    assert "You already have 2 live streams open" in refused.get_data(as_text=True)
+    bob = open_stream(user_client(new_reviewer("OTHER")))
+    bob.until(is_up)
+    assert app.extensions["recsys"].streams.current == 3
+    mine[0].close()
+    again = open_stream(alice)  # a closed stream gave its slot back
+    again.until(is_up)
+    for stream in (mine[1], bob, again):
+        stream.close()
     assert app.extensions["recsys"].streams.current == 0
+
+
+def test_a_full_server_answers_429_and_a_response_never_read_frees_its_slot(app: Flask, user_client) -> None:
+    app.config["STREAM_MAX_OPEN"] = 1
+    first = user_client(new_reviewer("FIRST"))
+    unread = first.get("/stream", buffered=False)  # the slot is taken by the view, before any byte is read
+    assert unread.status_code == 200
+    refused = user_client(new_reviewer("SECOND")).get("/stream")
+    assert refused.status_code == 429
+    assert "as many live streams open as it can hold" in refused.get_data(as_text=True)
+    unread.close()  # what the WSGI server does when the client leaves before the body started
+    assert app.extensions["recsys"].streams.current == 0
+    assert app.extensions["recsys"].streams.total == 1
+
+
+def test_a_client_that_leaves_frees_its_slot_before_the_next_heartbeat(start_server) -> None:
+    """Under gunicorn, a closed connection is noticed by the socket probe, not at the next heartbeat (here 10 min)."""
+    base = start_server(STREAM_HEARTBEAT_S=600.0, STREAM_PROBE_S=0.2)
+    cookie = http_login(base)
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(f"GET /stream HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n".encode())
+    received = b""
+    while b'"state":"live"' not in received:
+        chunk = sock.recv(4096)
+        assert chunk, f"the stream ended: {received!r}"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    assert get_json(f"{base}/healthz")[1]["streams"]["open"] == 1
+    sock.close()
+    wait_until(lambda: get_json(f"{base}/healthz")[1]["streams"]["open"] == 0, "the slot to be freed", timeout_s=20)
 
 
 def test_the_test_reader_fails_a_quiet_stream_at_its_deadline(app: Flask, user_client) -> None:
