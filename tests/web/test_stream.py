@@ -185,7 +185,8 @@ def test_a_full_server_answers_429_and_a_response_never_read_frees_its_slot(app:
 
 def test_a_client_that_leaves_frees_its_slot_before_the_next_heartbeat(start_server) -> None:
     """Under gunicorn, a closed connection is noticed by the socket probe, not at the next heartbeat (here 10 min)."""
-    base = start_server(STREAM_HEARTBEAT_S=600.0, STREAM_PROBE_S=0.2)
+    # Plain http on loopback: urllib, unlike a browser, sends no Secure cookie to http://127.0.0.1.
+    base = start_server(STREAM_HEARTBEAT_S=600.0, STREAM_PROBE_S=0.2, SESSION_COOKIE_SECURE=False)
     cookie = http_login(base)
     host, port = base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
