@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
     """The model job's run config from the options: the sample and the split. Checks them before anything runs."""
-    from recsys_assets.model.features import SplitMethod, TestPairsError, read_test_pairs
+    from recsys_assets.model.features import InvalidTestPairs, SplitMethod, read_test_pairs
 
     try:
         split = SplitMethod(args.split) if args.split else None
@@ -108,15 +108,15 @@ def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.test_pairs).resolve()
         try:
             pairs = read_test_pairs(path)
-        except TestPairsError as exc:
+        except InvalidTestPairs as exc:
             raise SystemExit(f"recsys: {exc}") from None
         print(f"fixed split: {len(pairs):,} distinct test pairs from {path}; the sample keeps every review")
         sample = {"fraction": 1.0, "max_reviews": None}
-        ops["training_ratings"] = {"config": {"split": split.value, "test_pairs": str(path)}}
+        ops["training_ratings"] = {"config": {"split": split.name, "test_pairs": str(path)}}  # Dagster enums go by name
     elif args.test_pairs:
         raise SystemExit("recsys: --test-pairs needs --split fixed")
     elif split is not None:
-        ops["training_ratings"] = {"config": {"split": split.value}}
+        ops["training_ratings"] = {"config": {"split": split.name}}
     if sample:
         ops["review_sample"] = {"config": sample}
     return ops
@@ -162,7 +162,6 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"2/4 using the data in {data_dir}")
     print(f"3/4 materialising the asset graph on a sample of {args.sample_fraction:.0%} of the reviews")
-    args.category, args.split, args.test_pairs, args.max_reviews, args.json = None, None, None, None, None
     exit_code = _run(args, settings)
     if exit_code != 0 or args.no_serve:
         return exit_code
@@ -300,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample-fraction", type=float, default=DEMO_SAMPLE_FRACTION, help="share of the reviews to sample"
     )
     _add_server_arguments(demo)
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo, category=None, split=None, test_pairs=None, max_reviews=None, json=None)
 
     serve = sub.add_parser("serve", help="the web app under gunicorn (gthread workers)")
     _add_server_arguments(serve)

@@ -126,7 +126,7 @@ def split_ratings(
     return ratings.withColumn("split", F.when(held_out, TEST).otherwise(TRAIN)).drop("_n", "_position", "_given")
 
 
-class TestPairsError(ValueError):
+class InvalidTestPairs(ValueError):
     """A test pairs file that cannot be used, said with its path and, for a bad line, the line's number."""
 
 
@@ -144,7 +144,7 @@ def read_test_pairs(path: str | Path) -> list[TestPair]:
     """
     path = Path(path)
     if not path.is_file():
-        raise TestPairsError(f"test pairs file {path} does not exist (or is not a file)")
+        raise InvalidTestPairs(f"test pairs file {path} does not exist (or is not a file)")
     pairs: dict[TestPair, None] = {}
     is_json: bool | None = None
     try:
@@ -153,22 +153,22 @@ def read_test_pairs(path: str | Path) -> list[TestPair]:
                 text = line.rstrip("\r\n")
                 if not text.strip():
                     continue
-                line_is_json = text.lstrip().startswith("{")
+                line_is_json = text.lstrip().startswith(("{", "["))
                 if is_json is None:
                     is_json = line_is_json
                     if not is_json and tuple(f.strip().lower() for f in text.split("\t")) == _TSV_HEADER:
                         continue
                 if line_is_json != is_json:
                     expected = "a JSON object" if is_json else "two tab-separated columns"
-                    raise TestPairsError(f"{path}, line {number}: expected {expected}, as on the first line")
+                    raise InvalidTestPairs(f"{path}, line {number}: expected {expected}, as on the first line")
                 pair = _json_pair(text) if is_json else _tsv_pair(text)
                 if isinstance(pair, str):
-                    raise TestPairsError(f"{path}, line {number}: {pair}")
+                    raise InvalidTestPairs(f"{path}, line {number}: {pair}")
                 pairs[pair] = None
     except UnicodeDecodeError as exc:
-        raise TestPairsError(f"test pairs file {path} is not UTF-8 text: {exc}") from None
+        raise InvalidTestPairs(f"test pairs file {path} is not UTF-8 text: {exc}") from None
     if not pairs:
-        raise TestPairsError(f"test pairs file {path} holds no (reviewerID, asin) pair")
+        raise InvalidTestPairs(f"test pairs file {path} holds no (reviewerID, asin) pair")
     return list(pairs)
 
 

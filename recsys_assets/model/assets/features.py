@@ -12,8 +12,8 @@ from recsys_assets.catalog import OWNERS, Stage, stage_tags
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer
 from recsys_assets.model.features import (
     TEST,
+    InvalidTestPairs,
     SplitMethod,
-    TestPairsError,
     clean_ratings,
     fingerprint,
     read_test_pairs,
@@ -42,12 +42,12 @@ def _test_pairs(spark: SparkSession, config: TrainingRatingsConfig, sample: Samp
     """The fixed split's pairs as a frame; refused when the config or the sample cannot honour them."""
     if config.split != SplitMethod.FIXED:
         if config.test_pairs is not None:
-            raise TestPairsError(f"test_pairs is only for the fixed split, not {config.split.value}")
+            raise InvalidTestPairs(f"test_pairs is only for the fixed split, not {config.split.value}")
         return None
     if config.test_pairs is None:
-        raise TestPairsError("the fixed split needs test_pairs: a file of (reviewerID, asin) pairs")
+        raise InvalidTestPairs("the fixed split needs test_pairs: a file of (reviewerID, asin) pairs")
     if sample.fraction != 1.0:
-        raise TestPairsError(
+        raise InvalidTestPairs(
             f"the fixed split evaluates on given pairs, which a sample would drop, but review_sample "
             f"{sample.version} kept a fraction of {sample.fraction}: materialise review_sample with fraction 1 "
             "and max_reviews null (recsys run --split fixed does)"
@@ -69,12 +69,14 @@ def _split_counts(ratings: DataFrame) -> dict[str, int]:
 def _fixed_split_counts(config: TrainingRatingsConfig, given: int, found: int, rows: int) -> dict[str, Any]:
     """How many of the given pairs the ratings hold; refuses a split with nothing to test or nothing to train."""
     if found == 0:
-        raise TestPairsError(
+        raise InvalidTestPairs(
             f"none of the {given} test pairs in {config.test_pairs} is a rating of the ingested data: "
             "check that the file's reviewerIDs and asins are those of the data folder"
         )
     if found == rows:
-        raise TestPairsError(f"every rating is one of the test pairs in {config.test_pairs}: nothing is left to train")
+        raise InvalidTestPairs(
+            f"every rating is one of the test pairs in {config.test_pairs}: nothing is left to train"
+        )
     return {
         "test_pairs_file": str(config.test_pairs),
         "test_pairs_given": given,
