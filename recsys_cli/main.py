@@ -21,6 +21,7 @@ from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 from recsys_datagen.shape import SHAPES
 
 if TYPE_CHECKING:
+    from recsys_assets.model.report import EvaluationReport
     from recsys_cli.pipeline import StepOutcome
 
 DEMO_REVIEWS = 30_000
@@ -96,6 +97,8 @@ def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
         sample["fraction"] = args.sample_fraction
     if args.max_reviews is not None:
         sample["max_reviews"] = args.max_reviews or None
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise SystemExit(f"recsys: --json {args.json}: no such folder {Path(args.json).resolve().parent}")
     ops: dict[str, Any] = {}
     if split == SplitMethod.FIXED:
         if not args.test_pairs:
@@ -122,7 +125,7 @@ def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
     return ops
 
 
-def _evaluation_report(outcomes: list[StepOutcome]) -> Any:
+def _evaluation_report(outcomes: list[StepOutcome]) -> EvaluationReport | None:
     """The report ``model_evaluation`` published in this run, or None when it did not materialise."""
     from recsys_assets.model.report import REPORT_KEY, EvaluationReport
 

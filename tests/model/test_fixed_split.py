@@ -107,6 +107,7 @@ def test_fixed_split_holds_out_exactly_the_given_pairs(spark: SparkSession) -> N
         (["--split", "fixed", "--test-pairs", "{missing}"], "does not exist"),
         (["--split", "fixed", "--test-pairs", "{bad}"], "line 2: invalid JSON"),
         (["--split", "sideways"], "--split must be one of random, leave_k_out, time, fixed"),
+        (["--json", "{missing}/out.json"], "no such folder"),
     ],
 )
 def test_recsys_run_refuses_bad_options_before_running_anything(

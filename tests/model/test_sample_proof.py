@@ -22,7 +22,7 @@ from recsys_assets.model.sources import read_reviews
 from recsys_assets.runs import materialisation_metadata
 from recsys_cli.main import DEMO_SAMPLE_FRACTION, _model_ops, build_parser
 from recsys_core import mongo
-from tests.model.conftest import Pipeline, Published
+from tests.model.conftest import Pipeline
 
 
 def test_the_default_caps_big_data_and_keeps_small_data_whole() -> None:
@@ -42,10 +42,12 @@ def test_the_demo_draws_a_real_sample() -> None:
     }
 
 
-def test_a_capped_sample_of_the_real_files_is_a_real_sample_and_passes_its_proof(isolated: Pipeline) -> None:
-    population = isolated.db[mongo.REVIEWS].count_documents({})
+def test_a_capped_sample_of_the_real_files_is_a_real_sample_and_passes_its_proof(
+    ingested: Pipeline, tmp_path: Path
+) -> None:
+    population = ingested.db[mongo.REVIEWS].count_documents({})
     cap = population // 2
-    result = isolated.run(["review_sample"], review_sample={"max_reviews": cap})
+    result = ingested.run(["review_sample"], store=tmp_path / "store", review_sample={"max_reviews": cap})
     assert result.success
     meta = materialisation_metadata(result)["review_sample"]
     assert meta["fraction"] == pytest.approx(cap / population)
@@ -59,8 +61,8 @@ def test_a_capped_sample_of_the_real_files_is_a_real_sample_and_passes_its_proof
     assert Path(urlparse(meta["plot_uri"]).path).stat().st_size > 1000
 
 
-def test_the_proof_rejects_a_biased_sample_of_the_real_files(published: Published, spark: SparkSession) -> None:
-    population = with_population_activity(read_reviews(spark, published.pipeline.mongo)).cache()
+def test_the_proof_rejects_a_biased_sample_of_the_real_files(ingested: Pipeline, spark: SparkSession) -> None:
+    population = with_population_activity(read_reviews(spark, ingested.mongo)).cache()
     fair = prove(population, stratified_sample(population, 0.5, seed=3))
     assert fair.min_p_value > 0.01
     # Samples that favour reviewers with few reviews, or good ratings.
