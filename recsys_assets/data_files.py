@@ -1,6 +1,7 @@
 """Which files make up which category partition.
 
-Review files are ``<Category>.json[.gz]`` or ``<Category>_5.json[.gz]`` (the 5-core subsets);
+Review files are ``<Category>.json[.gz]`` or ``<Category>_5.json[.gz]`` (the 5-core subsets),
+with a ``reviews_`` prefix as the 2014 release names them (``reviews_<Category>_5.json.gz``);
 metadata files are ``meta_<Category>.json[.gz]``. One category is one Dagster partition and
 may hold several files.
 """
@@ -12,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_DATA_FILE = re.compile(r"^(?P<meta>meta_)?(?P<name>[A-Za-z0-9][A-Za-z0-9_.&-]*?)(?P<core>_5)?\.json(\.gz)?$")
+_DATA_FILE = re.compile(
+    r"^(?:(?P<meta>meta_)|reviews_)?(?P<name>[A-Za-z0-9][A-Za-z0-9_.&-]*?)(?P<core>_5)?\.json(\.gz)?$"
+)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from recsys_core import services
 from recsys_core.connections import project_database
@@ -18,8 +20,14 @@ from recsys_core.locks import LockHeld
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 from recsys_datagen.shape import SHAPES
 
+if TYPE_CHECKING:
+    from recsys_assets.model.report import EvaluationReport
+    from recsys_cli.pipeline import StepOutcome
+
 DEMO_REVIEWS = 30_000
 DEMO_ACCOUNTS = 3
+DEMO_SAMPLE_FRACTION = 0.8
+"""The demo draws a real sample (the default only caps big data), so its sample proof has something to prove."""
 
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,17 +59,88 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from recsys_cli.pipeline import run_pipeline
 
+    model_ops = _model_ops(args)
     services.up(settings)
-    outcomes = run_pipeline(settings, args.category)
+    outcomes = run_pipeline(settings, args.category, model_ops)
     for outcome in outcomes:
         where = f"[{outcome.partition}]" if outcome.partition else ""
         print(f"{'ok  ' if outcome.success else 'FAIL'} {outcome.job}{where}")
         for cause in outcome.errors:
             print(f"     error: {cause}")
         for asset_key, metadata in outcome.metadata.items():
-            shown = {k: v for k, v in metadata.items() if _is_summary_value(k, v)}
+            shown = ", ".join(f"{k}={v}" for k, v in metadata.items() if _is_summary_value(k, v))
             print(f"     {asset_key}: {shown}")
+    report = _evaluation_report(outcomes)
+    if report is not None:
+        print("\n" + report.table())
+    if args.json:
+        if report is None:
+            print(
+                f"recsys: no evaluation to write to {args.json}: model_evaluation did not materialise", file=sys.stderr
+            )
+            return 1
+        _write_json(Path(args.json), report.model_dump(mode="json"))
+        print(f"evaluation written to {args.json}")
     return 0 if all(o.success for o in outcomes) else 1
+
+
+def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
+    """The model job's run config from the options: the sample and the split. Checks them before anything runs."""
+    from recsys_assets.model.features import InvalidTestPairs, SplitMethod, read_test_pairs
+
+    try:
+        split = SplitMethod(args.split) if args.split else None
+    except ValueError:
+        raise SystemExit(f"recsys: --split must be one of {', '.join(m.value for m in SplitMethod)}") from None
+    sample: dict[str, Any] = {}
+    if args.sample_fraction is not None:
+        sample["fraction"] = args.sample_fraction
+    if args.max_reviews is not None:
+        sample["max_reviews"] = args.max_reviews or None
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise SystemExit(f"recsys: --json {args.json}: no such folder {Path(args.json).resolve().parent}")
+    ops: dict[str, Any] = {}
+    if split == SplitMethod.FIXED:
+        if not args.test_pairs:
+            raise SystemExit("recsys: --split fixed needs --test-pairs FILE")
+        if sample:
+            raise SystemExit(
+                "recsys: --split fixed uses every review (a sample would drop test pairs): "
+                "drop --sample-fraction and --max-reviews"
+            )
+        path = Path(args.test_pairs).resolve()
+        try:
+            pairs = read_test_pairs(path)
+        except InvalidTestPairs as exc:
+            raise SystemExit(f"recsys: {exc}") from None
+        print(f"fixed split: {len(pairs):,} distinct test pairs from {path}; the sample keeps every review")
+        sample = {"fraction": 1.0, "max_reviews": None}
+        ops["training_ratings"] = {"config": {"split": split.name, "test_pairs": str(path)}}  # Dagster enums go by name
+    elif args.test_pairs:
+        raise SystemExit("recsys: --test-pairs needs --split fixed")
+    elif split is not None:
+        ops["training_ratings"] = {"config": {"split": split.name}}
+    if sample:
+        ops["review_sample"] = {"config": sample}
+    return ops
+
+
+def _evaluation_report(outcomes: list[StepOutcome]) -> EvaluationReport | None:
+    """The report ``model_evaluation`` published in this run, or None when it did not materialise."""
+    from recsys_assets.model.report import REPORT_KEY, EvaluationReport
+
+    for outcome in outcomes:
+        published = outcome.metadata.get("model_evaluation", {}).get(REPORT_KEY)
+        if published is not None:
+            return EvaluationReport.model_validate(published)
+    return None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write beside ``path`` and rename into place, so no reader sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def _is_summary_value(key: str, value: object) -> bool:
@@ -85,8 +164,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         _generate(args, settings)
     else:
         print(f"2/4 using the data in {data_dir}")
-    print("3/4 materialising the asset graph")
-    args.category = None
+    print(f"3/4 materialising the asset graph on a sample of {args.sample_fraction:.0%} of the reviews")
     exit_code = _run(args, settings)
     if exit_code != 0 or args.no_serve:
         return exit_code
@@ -205,13 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialise the asset graph on the configured data folder")
     run.add_argument("--category", action="append", help="only this category (repeatable)")
+    run.add_argument("--split", help="leave_k_out (default), random, time, or fixed (with --test-pairs)")
+    run.add_argument(
+        "--test-pairs",
+        metavar="FILE",
+        help="the fixed split's test (reviewerID, asin) pairs: JSON lines, or TSV of two columns "
+        "(optional header); the rest train, and the sample keeps every review",
+    )
+    run.add_argument("--json", metavar="FILE", help="write the evaluation table (every method, metric and count)")
+    run.add_argument("--sample-fraction", type=float, help="share of each (category, rating) stratum to keep")
+    run.add_argument("--max-reviews", type=int, help="sample size cap (default 1,000,000; 0 = no cap)")
     run.set_defaults(func=_run)
 
     demo = sub.add_parser("demo", help="everything end to end on generated data")
     demo.add_argument("--reviews", type=int, default=DEMO_REVIEWS)
     demo.add_argument("--no-serve", action="store_true", help="stop after the pipeline")
+    demo.add_argument(
+        "--sample-fraction", type=float, default=DEMO_SAMPLE_FRACTION, help="share of the reviews to sample"
+    )
     _add_server_arguments(demo)
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo, category=None, split=None, test_pairs=None, max_reviews=None, json=None)
 
     serve = sub.add_parser("serve", help="the web app under gunicorn (gthread workers)")
     _add_server_arguments(serve)

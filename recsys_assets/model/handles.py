@@ -37,6 +37,7 @@ class SampleHandle(Handle):
     version: str
     uri: str
     rows: int
+    fraction: float | None = None  # of each stratum; None reads handles recorded before it was
     p_values: dict[str, float]
     min_p_value: float
     p_value_threshold: float

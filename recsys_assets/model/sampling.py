@@ -26,14 +26,15 @@ ITEM_POPULARITY = "item_popularity"
 
 
 def resolve_fraction(population: int, fraction: float, max_reviews: int | None) -> float:
-    """The fraction to draw: ``fraction``, or the one giving about ``max_reviews`` rows when that is set."""
+    """The fraction to draw: ``fraction``, lowered to give about ``max_reviews`` rows when that cap is set and
+    the fraction would draw more."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if max_reviews is None:
         return fraction
     if max_reviews <= 0:
         raise ValueError(f"max_reviews must be positive, got {max_reviews}")
-    return 1.0 if population == 0 else min(1.0, max_reviews / population)
+    return fraction if population == 0 else min(fraction, max_reviews / population)
 
 
 def with_population_activity(reviews: DataFrame) -> DataFrame:

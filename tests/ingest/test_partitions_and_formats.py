@@ -9,6 +9,7 @@ from pathlib import Path
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 from pymongo.database import Database
 
+from recsys_assets.data_files import discover
 from recsys_assets.definitions import build_resources
 from recsys_assets.ingest import CATEGORY
 from recsys_assets.ingest.assets import FINGERPRINT, category_files_sensor
@@ -143,3 +144,13 @@ def test_a_fresh_sensor_does_not_reload_what_mongodb_already_holds(
 
     for run in instance.get_runs():  # each load says what it read and wrote
         assert (run.tags["recsys/data_dir"], run.tags["recsys/mongo_db"]) == (str(data), db.name)
+
+
+def test_2014_review_files_join_their_meta_file_in_one_category(tmp_path: Path) -> None:
+    """The 2014 release names review files reviews_<Category>[_5].json.gz beside meta_<Category>.json.gz."""
+    for name in ("reviews_Toys_and_Games_5.json.gz", "meta_Toys_and_Games.json.gz", "reviews_Books.json"):
+        (tmp_path / name).write_text("")
+    found = discover(tmp_path)
+    assert list(found) == ["Books", "Toys_and_Games"]
+    assert [p.name for p in found["Toys_and_Games"].review_files] == ["reviews_Toys_and_Games_5.json.gz"]
+    assert [p.name for p in found["Toys_and_Games"].meta_files] == ["meta_Toys_and_Games.json.gz"]

@@ -10,6 +10,7 @@ from recsys_assets.model import evaluation as ev
 from recsys_assets.model.assets.stage import HANDLES, MODEL_GROUP, Timer, read_ratings
 from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle
 from recsys_assets.model.plots import store_figure
+from recsys_assets.model.report import REPORT_KEY, EvaluationCounts, EvaluationReport
 from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import load_model
 from recsys_assets.spark_steps import spark_step
@@ -43,7 +44,7 @@ def _metrics_table(metrics: dict[str, ev.Metrics]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.EVALUATE),
-    code_version="2",  # 2: every held-out rating counts; cold pairs are predicted by the bias baseline
+    code_version="3",  # 2: every held-out rating counts, cold pairs by the bias baseline; 3: the report
 )
 @spark_step
 def model_evaluation(
@@ -76,23 +77,27 @@ def model_evaluation(
     )
     fallback = ev.best_baseline(result.metrics)
     uri = model_store.uri(model_store.run_version, "evaluation")
-    model_store.write_json(
-        spark,
-        f"{uri}/evaluation.json",
-        {
-            "model_version": als_model.version,
-            "metrics": result.metrics,
-            "gate_status": verdict.status,
-            "gate_reasons": verdict.reasons,
-            "fallback": fallback,
-            "heldout_ratings": result.rating_rows,
-            "heldout_ratings_cold": result.cold_rating_rows,
-            "ranking_users": result.ranking_users,
-        },
-    )
     handle = EvaluationHandle(
         uri=uri, model=als_model, gate_status=verdict.status, gate_reasons=verdict.reasons, fallback=fallback
     )
+    report = EvaluationReport(
+        model_version=als_model.version,
+        metrics=result.metrics,
+        counts=EvaluationCounts(
+            heldout_ratings=result.rating_rows,
+            heldout_ratings_cold=result.cold_rating_rows,
+            ranking_users=result.ranking_users,
+            ranking_users_eligible=result.ranking_users_eligible,
+            catalogue_size=result.catalogue_size,
+        ),
+        relevant_min_rating=config.relevant_min_rating,
+        gate_status=verdict.status,
+        gate_reasons=verdict.reasons,
+        gate_decision=handle.decision,
+        fallback=fallback,
+        lists_from=handle.serves,
+    )
+    model_store.write_json(spark, f"{uri}/evaluation.json", report.model_dump(mode="json"))
     context.log.info(f"{als_model.version}: {handle.decision}\n{ev.metrics_markdown(result.metrics)}")
     figure = ev.evaluation_figure(result.metrics, f"model {als_model.version} vs baselines")
     flat = {
@@ -112,12 +117,9 @@ def model_evaluation(
             "metrics": _metrics_table(result.metrics),
             "chart": ev.evaluation_chart(result.metrics),
             **flat,
-            "heldout_ratings": result.rating_rows,
-            "heldout_ratings_cold": result.cold_rating_rows,
-            "ranking_users": result.ranking_users,
-            "ranking_users_eligible": result.ranking_users_eligible,
-            "catalogue_size": result.catalogue_size,
+            **report.counts.model_dump(),
             "relevant_min_rating": config.relevant_min_rating,
+            REPORT_KEY: MetadataValue.json(report.model_dump(mode="json")),
             "uri": MetadataValue.url(uri),
             **store_figure(figure, model_store, spark, f"{uri}/evaluation.png", "evaluation"),
             "duration_s": timer.seconds,

@@ -27,9 +27,17 @@ from recsys_core.mongo import REVIEWS
 RAW_DEPS = ["raw_reviews", "raw_products"]
 
 
+MAX_REVIEWS = 1_000_000
+"""The default size cap: the largest size BENCHMARKS.md measured end to end within the default memory."""
+
+
 class ReviewSampleConfig(Config):
     fraction: float = Field(default=1.0, description="Share of each (category, rating) stratum to keep; 1.0 = all.")
-    max_reviews: int | None = Field(default=None, description="Target sample size; overrides fraction when set.")
+    max_reviews: int | None = Field(
+        default=MAX_REVIEWS,
+        description="Size cap: larger data is sampled down to about this many reviews (with a smaller "
+        "fraction, the fraction's size); null = no cap. It bounds the model job's cost on big categories.",
+    )
     seed: int = 42
     min_p_value: float = Field(default=0.01, description="The sample check fails below this p-value.")
 
@@ -46,7 +54,7 @@ def _table(name: str, dist: Distribution) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.SAMPLE),
-    code_version="1",
+    code_version="2",  # 2: a size cap by default
 )
 @spark_step
 def review_sample(
@@ -82,6 +90,7 @@ def review_sample(
         version=version,
         uri=uri,
         rows=proof.sample_rows,
+        fraction=fraction,
         p_values=p_values,
         min_p_value=proof.min_p_value,
         p_value_threshold=config.min_p_value,
@@ -95,6 +104,7 @@ def review_sample(
             "population_rows": proof.population_rows,
             "dagster/row_count": proof.sample_rows,
             "fraction": fraction,
+            "max_reviews": config.max_reviews,
             "seed": config.seed,
             **{f"{name}_p_value": p for name, p in p_values.items()},
             "min_p_value": proof.min_p_value,
