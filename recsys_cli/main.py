@@ -85,7 +85,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
-    """The model job's run config from the options: the sample and the split. Checks them before anything runs."""
+    """The model job's run config from the options: the sample, the split and the search's budget.
+
+    Checks them before anything runs."""
     from recsys_assets.model.features import InvalidTestPairs, SplitMethod, read_test_pairs
 
     try:
@@ -122,6 +124,10 @@ def _model_ops(args: argparse.Namespace) -> dict[str, Any]:
         ops["training_ratings"] = {"config": {"split": split.name}}
     if sample:
         ops["review_sample"] = {"config": sample}
+    if args.tuning_budget is not None:
+        if args.tuning_budget < 0:
+            raise SystemExit("recsys: --tuning-budget must be 0 (no search) or more seconds")
+        ops["als_model"] = {"config": {"tuning": {"budget_s": args.tuning_budget}}}
     return ops
 
 
@@ -293,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write the evaluation table (every method, metric and count)")
     run.add_argument("--sample-fraction", type=float, help="share of each (category, rating) stratum to keep")
     run.add_argument("--max-reviews", type=int, help="sample size cap (default 1,000,000; 0 = no cap)")
+    run.add_argument(
+        "--tuning-budget",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock budget of the validation search for the ALS heads (default 600; 0 = the configured values)",
+    )
     run.set_defaults(func=_run)
 
     demo = sub.add_parser("demo", help="everything end to end on generated data")
@@ -302,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample-fraction", type=float, default=DEMO_SAMPLE_FRACTION, help="share of the reviews to sample"
     )
     _add_server_arguments(demo)
-    demo.set_defaults(func=_demo, category=None, split=None, test_pairs=None, max_reviews=None, json=None)
+    demo.set_defaults(
+        func=_demo, category=None, split=None, test_pairs=None, max_reviews=None, json=None, tuning_budget=None
+    )
 
     serve = sub.add_parser("serve", help="the web app under gunicorn (gthread workers)")
     _add_server_arguments(serve)

@@ -68,12 +68,13 @@ def test_the_model_job_on_a_cluster_publishes_what_local_publishes(
     db.client.drop_database(database)
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "recsys_cli", "run", *categories],
+            # the session's published run searched with this budget too: the same search, on the cluster
+            [sys.executable, "-m", "recsys_cli", "run", *categories, "--tuning-budget", "86400"],
             env=env,
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
-            timeout=1200,
+            timeout=2400,
             check=False,
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
