@@ -120,6 +120,19 @@ def best(trials: list[Trial]) -> Trial:
     return min((trial for trial in trials if trial.rung == top), key=_sort_key)
 
 
+def chosen(trials: list[Trial], params: AlsParams) -> HeadParams:
+    """What the head is fitted with: the best trial's values, never fewer iterations than configured.
+
+    A budget spent early leaves the winner of a low rung, judged at a few iterations; its rank and
+    regularisation are the search's finding, its iteration count only the rung's. A budget spent
+    before any trial leaves ``AlsParams``' own values.
+    """
+    if not trials:
+        return params.head
+    winner = best(trials).params
+    return winner.with_iterations(max(winner.max_iter, params.max_iter))
+
+
 @dataclass(frozen=True)
 class _Validation:
     """The search's own split of the train split, with what each judge needs, cached once."""
@@ -176,7 +189,7 @@ def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int)
             _judge(RATING, params, lambda candidate: _validation_rmse(validation, params, blocks, candidate)),
             started + rating_share,
         )
-        rating = ranking = best(trials).params
+        rating = ranking = chosen(trials, params)
         if params.implicit_prefs:
             ranking_trials, ranking_exhausted = successive_halving(
                 config,
@@ -186,7 +199,7 @@ def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int)
             )
             trials += ranking_trials
             exhausted = exhausted or ranking_exhausted
-            ranking = best(ranking_trials).params
+            ranking = chosen(ranking_trials, params)
     finally:
         validation.release()
     return Search(Heads(rating, ranking), trials, None, exhausted)

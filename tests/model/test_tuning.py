@@ -27,6 +27,7 @@ from recsys_assets.model.tuning import (
     Trial,
     best,
     candidates,
+    chosen,
     search,
     successive_halving,
 )
@@ -80,6 +81,15 @@ def test_a_spent_budget_stops_the_search_and_ndcg_is_maximised() -> None:
     assert (trials, exhausted) == ([], True)
     trials, _ = successive_halving(SMALL, start, _judge_by(values, SMALL.rungs, "ndcg@10"), math.inf)
     assert best(trials).params.rank == 4  # the higher NDCG wins; for RMSE the lower would
+
+
+def test_a_cut_short_search_keeps_its_finding_but_not_its_few_iterations() -> None:
+    params = AlsParams(rank=3, reg_param=0.2, max_iter=10, tuning=SMALL)
+    early = [Trial(RATING, 0, HeadParams(rank=4, reg_param=0.05, max_iter=2, alpha=1.0), "rmse", 0.9, 0.0)]
+    assert chosen(early, params) == HeadParams(rank=4, reg_param=0.05, max_iter=10, alpha=1.0)
+    late = [Trial(RATING, 2, HeadParams(rank=4, reg_param=0.05, max_iter=20, alpha=1.0), "rmse", 0.9, 0.0)]
+    assert chosen(late, params).max_iter == 20
+    assert chosen([], params) == params.head  # nothing ran: the configured values
 
 
 def test_candidates_start_with_the_configured_values_draw_from_the_grid_and_respect_the_data() -> None:
