@@ -204,13 +204,15 @@ def similar_documents(model: TrainedModel, products: DataFrame, k: int, updated_
     """Each known item's ``k`` nearest items by cosine similarity of the ranking head's factors.
 
     The blocked top-k of the reviewers' lists, with unit item vectors on both sides and each
-    item left out of its own list: items x items x rank flops, never items x items rows.
+    item left out of its own list: items x items x rank flops, never items x items rows. An item
+    with a zero vector (nobody liked it: the implicit head learnt nothing of it) has no direction,
+    so it neither has a list nor appears in one.
     """
     norm = F.sqrt(dot("vector", "vector"))
-    unit = model.ranker.item_factors().select(
-        "asin",
-        F.when(norm > 0, F.transform("vector", lambda x: x / norm)).otherwise(F.col("vector")).alias("vector"),
-        F.lit(0.0).alias("item_bias"),
+    unit = (
+        model.ranker.item_factors()
+        .where(norm > 0)
+        .select("asin", F.transform("vector", lambda x: x / norm).alias("vector"), F.lit(0.0).alias("item_bias"))
     )
     nearest = model_top_k(
         unit.select(F.col("asin").alias("reviewerID"), "vector"),

@@ -239,14 +239,19 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
 def test_similar_products_are_the_nearest_items_by_cosine_of_the_published_factors(published: Published) -> None:
     db = published.pipeline.db
     factors = scoring.ItemFactors.from_documents(db[mongo.ITEM_FACTORS].find())
-    unit = factors.vectors / np.linalg.norm(factors.vectors, axis=1, keepdims=True)
+    norms = np.linalg.norm(factors.vectors, axis=1)
+    unliked = [asin for asin, norm in zip(factors.asins, norms, strict=True) if norm == 0]
+    assert unliked, "the real files have items that only got ratings of 2 or less: no direction"
+    assert db[SimilarProducts.collection].count_documents({"_id": {"$in": unliked}}) == 0
+    asins = [asin for asin, norm in zip(factors.asins, norms, strict=True) if norm > 0]
+    unit = factors.vectors[norms > 0] / norms[norms > 0, np.newaxis]
     similarity = unit @ unit.T
-    assert db[SimilarProducts.collection].count_documents({}) == len(factors.asins)
-    for row in range(0, len(factors.asins), max(1, len(factors.asins) // 25)):
-        stored = db[SimilarProducts.collection].find_one({"_id": factors.asins[row]})
+    assert db[SimilarProducts.collection].count_documents({}) == len(asins)
+    for row in range(0, len(asins), max(1, len(asins) // 25)):
+        stored = db[SimilarProducts.collection].find_one({"_id": asins[row]})
         assert stored is not None
         similar = SimilarProducts.from_document(stored)
-        expected = sorted((-similarity[row, j], factors.asins[j]) for j in range(len(factors.asins)) if j != row)[:5]
+        expected = sorted((-similarity[row, j], asins[j]) for j in range(len(asins)) if j != row)[:5]
         assert [item.asin for item in similar.items] == [asin for _, asin in expected]
         np.testing.assert_allclose([item.score for item in similar.items], [-s for s, _ in expected], atol=1e-9)
         assert similar.model_version == factors.model_version

@@ -207,7 +207,7 @@ def item_factors(
     kinds={"spark", "mongodb"},
     owners=OWNERS,
     tags=stage_tags(Stage.PUBLISH),
-    code_version="1",
+    code_version="2",  # 2: items without a direction (zero vector) have no list and are in none
     freshness_policy=PUBLISHED_FRESHNESS,
 )
 @spark_step
