@@ -1,7 +1,7 @@
 """From sampled reviews to the ratings the model learns from: cleaned, deduplicated, split.
 
-Ids stay strings here; the StringIndexers are fitted inside the model pipeline (training.py),
-once, so every index maps back to a real reviewerID and asin.
+Ids stay strings here; the model gives them dense indices (``training.Ids``), as tables, so every
+index maps back to a real reviewerID and asin.
 """
 
 from __future__ import annotations
