@@ -1,4 +1,4 @@
-"""Stage 3: biases, dense id indices and two ALS heads (each tuned on a validation split), saved in this run's folder."""
+"""Stage 3: biases, dense id indices and two ALS heads, each tuned on a validation split, saved in the run's folder."""
 
 import json
 from typing import Any
