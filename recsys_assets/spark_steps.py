@@ -195,7 +195,10 @@ def _logged_task_failure(watch: _Watch) -> tuple[int, str | None] | None:
         if found:
             cause = found["cause"]
             if cause is None and found["kind"].startswith("Exception"):
-                cause = "\n".join(_exception_block(lines[i + 1 :]))
+                cause = _python_error("\n".join(_exception_block(lines[i + 1 :])))
+                innermost = _innermost_cause(lines[i + 1 :])
+                if innermost and innermost not in cause:  # e.g. "could not read file X" is not why
+                    cause = f"{cause}; caused by {innermost}"
             return int(found["stage"]), _python_error(cause) if cause else None
     return None
 
@@ -208,6 +211,17 @@ def _exception_block(lines: list[str]) -> list[str]:
             break
         block.append(line)
     return block
+
+
+def _innermost_cause(lines: list[str]) -> str | None:
+    """The last ``Caused by:`` of the logged exception's stack trace, the most specific reason."""
+    innermost = None
+    for line in lines:
+        if _LOG_LINE.match(line):
+            break
+        if line.startswith("Caused by: "):
+            innermost = line.removeprefix("Caused by: ").strip()
+    return innermost
 
 
 def _java_chain(exc: BaseException) -> list[str]:

@@ -108,9 +108,11 @@ def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: d
     ingest = defs.resolve_job_def("ingest_job")
     for category in tqdm(chosen, desc="ingest", unit="category"):
         result = ingest.execute_in_process(
-            partition_key=category, instance=instance, run_config=_INFO_LOGS, raise_on_error=True, tags=tags
+            partition_key=category, instance=instance, run_config=_INFO_LOGS, raise_on_error=False, tags=tags
         )
         outcomes.append(outcome("ingest_job", category, result))
+        if not result.success:  # the model must not train on a partial load; the summary says why
+            return outcomes
     for job in model.JOBS:
         result = defs.resolve_job_def(job.name).execute_in_process(
             instance=instance, run_config={**_INFO_LOGS, "ops": model_ops}, raise_on_error=False, tags=tags

@@ -29,7 +29,7 @@ TOP_K_SCHEMA = "reviewerID string, asin string, score double, rank int"
 _ARROW_SCHEMA = pa.schema(
     [("reviewerID", pa.string()), ("asin", pa.string()), ("score", pa.float64()), ("rank", pa.int32())]
 )
-SCORE_BLOCK_BYTES = 64 * 1024 * 1024
+SCORE_BLOCK_BYTES = 16 * 1024 * 1024
 """Memory for one block of scores (reviewers x items doubles) in a Python worker."""
 MAX_BROADCAST_ITEMS = 5_000_000
 """More items than this would not fit a worker's memory as broadcast factors (5M x rank 10 doubles = 400 MB)."""

@@ -8,6 +8,9 @@ Dagster instance that knows the session's handles, so no test sees what another 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -26,7 +29,7 @@ from recsys_assets.resources import MongoResource, RawDataResource
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo
 from recsys_core.connections import project_database
-from recsys_core.settings import Settings
+from recsys_core.settings import PROJECT_ROOT, Settings
 
 CATEGORIES = ["All_Beauty", "Gift_Cards"]
 MODEL_ASSETS = [a.key.to_user_string() for a in model.ASSETS]
@@ -83,6 +86,32 @@ class Pipeline:
             db=self.db.client[name],
             store=store,
         )
+
+
+def recsys_run(
+    *arguments: str, database: str, data_dir: Path, store: str, env: dict[str, str] | None = None, exit_code: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """``recsys run`` as a user runs it, in a process of its own, on a database, data folder and model store.
+
+    Fails the test, with the tail of the output, if it exits with another code than ``exit_code``.
+    """
+    run = subprocess.run(
+        [sys.executable, "-m", "recsys_cli", "run", *arguments],
+        env={
+            **os.environ,
+            "RECSYS_MONGO_DB": database,
+            "RECSYS_DATA_DIR": str(data_dir),
+            "RECSYS_MODEL_STORE_URI": store,
+            **(env or {}),
+        },
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=2400,
+        check=False,
+    )
+    assert run.returncode == exit_code, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,6 @@ exactly what the same job publishes on ``local[*]``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -20,8 +17,8 @@ from recsys_core import mongo
 from recsys_core.connections import project_database
 from recsys_core.contract import Recommendations
 from recsys_core.services.spark import SparkClusterService
-from recsys_core.settings import PROJECT_ROOT, Settings
-from tests.model.conftest import CATEGORIES, Published
+from recsys_core.settings import Settings
+from tests.model.conftest import CATEGORIES, Published, recsys_run
 from tests.web.conftest import unused_port
 
 
@@ -56,28 +53,20 @@ def test_the_model_job_on_a_cluster_publishes_what_local_publishes(
 ) -> None:
     # A name of this run's own: the state folder's Dagster instance keeps the runs of earlier sessions.
     database = f"{model_settings.mongo_db}_cluster_{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "RECSYS_SPARK_MASTER": cluster.url,
-        "RECSYS_MONGO_DB": database,
-        "RECSYS_DATA_DIR": str(real_data_dir),
-        "RECSYS_MODEL_STORE_URI": (tmp_path / "store").as_uri(),
-    }
+    store = (tmp_path / "store").as_uri()
     categories = [arg for category in CATEGORIES for arg in ("--category", category)]
     db = project_database(model_settings.model_copy(update={"mongo_db": database}))
     db.client.drop_database(database)
     try:
-        run = subprocess.run(
-            # the session's published run searched with this budget too: the same search, on the cluster
-            [sys.executable, "-m", "recsys_cli", "run", *categories, "--tuning-budget", "86400"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=2400,
-            check=False,
+        recsys_run(  # the session's published run searched with this budget too: the same search, on the cluster
+            *categories,
+            "--tuning-budget",
+            "86400",
+            database=database,
+            data_dir=real_data_dir,
+            store=store,
+            env={"RECSYS_SPARK_MASTER": cluster.url},
         )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert any(app.get("name") == "recsys" for app in _completed_apps(cluster)), (
             "the job did not run on the cluster"
         )
@@ -88,7 +77,7 @@ def test_the_model_job_on_a_cluster_publishes_what_local_publishes(
         for tags in (r.tags for r in runs):  # the UI shows who launched a run and what it ran on
             assert tags["recsys/launched_by"] == "recsys run"
             assert tags["recsys/data_dir"] == str(real_data_dir)
-            assert tags["recsys/model_store"] == env["RECSYS_MODEL_STORE_URI"]
+            assert tags["recsys/model_store"] == store
     finally:
         db.client.drop_database(database)
         db.client.close()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,8 +17,8 @@ from recsys_assets.model.evaluation import CUTOFFS, METHODS, RANKING_METRICS
 from recsys_assets.model.features import InvalidTestPairs, SplitMethod, read_test_pairs, split_ratings
 from recsys_cli.main import main
 from recsys_core.connections import project_database
-from recsys_core.settings import PROJECT_ROOT, Settings
-from tests.model.conftest import CATEGORIES
+from recsys_core.settings import Settings
+from tests.model.conftest import CATEGORIES, recsys_run
 
 CATEGORY = "Gift_Cards"
 NOT_IN_DATA = [("ANOBODY", "B000000000"), ("ANOTHER", "B000000001")]
@@ -156,26 +153,11 @@ def test_recsys_run_with_a_fixed_split_evaluates_on_the_given_pairs_and_writes_t
     out = tmp_path / "evaluation.json"
     database = f"{model_settings.mongo_db}_fixed_{uuid.uuid4().hex[:8]}"
     store = tmp_path / "store"
-    env = {
-        **os.environ,
-        "RECSYS_MONGO_DB": database,
-        "RECSYS_DATA_DIR": str(data),
-        "RECSYS_MODEL_STORE_URI": str(store),
-    }
     # the search is not what this test is about: the configured values, at once
     arguments = ["--split", "fixed", "--test-pairs", str(pairs_file), "--json", str(out), "--tuning-budget", "0"]
     db = project_database(model_settings.model_copy(update={"mongo_db": database}))
     try:
-        run = subprocess.run(
-            [sys.executable, "-m", "recsys_cli", "run", *arguments],
-            env=env,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        run = recsys_run(*arguments, database=database, data_dir=data, store=str(store))
         with DagsterInstance.from_config(str(model_settings.state_dir / "dagster")) as instance:
             (model_run,) = instance.get_runs(
                 RunsFilter(job_name="recsys_model_job", tags={"recsys/mongo_db": database})

@@ -3,18 +3,16 @@ dict literals) publishes recommendations and a popular list, with clean titles, 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from recsys_core import mongo
 from recsys_core.connections import project_database
 from recsys_core.contract import ALL_CATEGORIES, PopularItem, Product, Recommendations, RecommendedItem
-from recsys_core.settings import PROJECT_ROOT, Settings
+from recsys_core.settings import Settings
 from tests.amazon2014 import convert_category
+from tests.model.conftest import recsys_run
 
 CATEGORY = "Gift_Cards"
 MARKUP = re.compile(r"<[A-Za-z/!]|&(#[0-9]+|#x[0-9a-fA-F]+|[A-Za-z]+);")
@@ -30,24 +28,11 @@ def test_recsys_run_on_2014_files_publishes_lists_of_clean_products(
     ]
     assert sum(1 for t in written.titles.values() if MARKUP.search(t)) > 100  # the files do hold HTML
     database = f"{model_settings.mongo_db}_2014_{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "RECSYS_MONGO_DB": database,
-        "RECSYS_DATA_DIR": str(tmp_path / "data"),
-        "RECSYS_MODEL_STORE_URI": str(tmp_path / "store"),
-    }
     db = project_database(model_settings.model_copy(update={"mongo_db": database}))
     try:
-        run = subprocess.run(
-            [sys.executable, "-m", "recsys_cli", "run", "--tuning-budget", "0"],  # the files are the subject
-            env=env,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
+        run = recsys_run(  # the files are the subject, not the search: the configured values
+            "--tuning-budget", "0", database=database, data_dir=tmp_path / "data", store=str(tmp_path / "store")
         )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert f"ok   ingest_job[{CATEGORY}]" in run.stdout  # one category: the review and the meta file together
         products = {d["_id"]: Product.from_document(d) for d in db[mongo.PRODUCTS].find()}
         lists = [Recommendations.from_document(d) for d in db[mongo.RECOMMENDATIONS].find()]

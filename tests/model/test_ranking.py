@@ -92,11 +92,11 @@ def test_baselines_take_the_first_unrated_items_of_one_global_order(spark: Spark
 
 def test_best_k_matches_a_full_sort_on_random_rows_with_ties_and_exclusions() -> None:
     rng = np.random.default_rng(3)
-    for _ in range(200):
-        rows, columns, k = int(rng.integers(1, 12)), int(rng.integers(1, 30)), int(rng.integers(0, 35))
+    for _ in range(500):
+        rows, columns, k = int(rng.integers(1, 12)), int(rng.integers(1, 60)), int(rng.integers(0, 35))
         scores = rng.integers(0, 4, size=(rows, columns)).astype(np.float64)
         scores[rng.random((rows, columns)) < 0.25] = -np.inf
-        chosen, values = best_k(scores, k)
+        chosen, values = best_k(scores, k, probe_columns=int(rng.integers(1, 12)))  # probes of every density
         for row in range(rows):
             reference = sorted(range(columns), key=lambda c: (-scores[row, c], c))[:k]
             assert list(chosen[row]) == reference

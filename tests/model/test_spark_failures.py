@@ -7,11 +7,13 @@ driver's JVM, after which Python sees only a refused connection (or Spark's
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,10 @@ from dagster import DagsterEventType, DagsterInstance, materialize
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.spark import DRIVER_LOG_DAYS, driver_log, spark_config
+from recsys_core import mongo
+from recsys_core.connections import project_database
 from recsys_core.settings import PROJECT_ROOT, Settings
+from tests.model.conftest import recsys_run
 from tests.model.spark_failure_job import BAD_ROW, executor_exception, failure, slow_job
 
 
@@ -77,6 +82,35 @@ def test_out_of_memory_names_the_java_error_the_stage_and_the_setting_to_raise(r
     assert metadata["hint"].startswith("Raise RECSYS_SPARK_DRIVER_MEMORY (now 512m)")
     assert "java.lang.OutOfMemoryError: Java heap space" in reported["description"]
     assert "RECSYS_SPARK_DRIVER_MEMORY" in reported["causes"][0]  # what `recsys run` prints
+
+
+def test_recsys_run_stops_at_a_failed_load_and_says_why(model_settings: Settings, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = (
+        json.dumps({"reviewerID": f"R{i % 300}", "asin": f"B{i % 97:05d}", "overall": 5.0, "unixReviewTime": 1e9 + i})
+        for i in range(20_000)
+    )
+    whole = gzip.compress("\n".join(lines).encode())
+    (data / "Broken_5.json.gz").write_bytes(whole[: len(whole) // 2])  # a download cut short
+    database = f"{model_settings.mongo_db}_broken_{uuid.uuid4().hex[:8]}"
+    db = project_database(model_settings.model_copy(update={"mongo_db": database}))
+    try:
+        run = recsys_run(
+            "--tuning-budget", "0", database=database, data_dir=data, store=str(tmp_path / "store"), exit_code=1
+        )
+        reviews = db[mongo.REVIEWS].count_documents({})
+    finally:
+        db.client.drop_database(database)
+        db.client.close()
+
+    summary = run.stdout.splitlines()
+    assert summary[0] == "FAIL ingest_job[Broken]", run.stdout
+    assert summary[1].startswith("     error: Spark failed in stage "), run.stdout
+    assert "Broken_5.json.gz" in summary[1]  # which file
+    assert summary[1].endswith("caused by java.io.EOFException: Unexpected end of input stream")  # and why
+    assert "recsys_model_job" not in run.stdout  # nothing trains on a partial load
+    assert reviews == 0  # and nothing of the broken file was written
 
 
 def test_driver_logs_of_finished_processes_are_deleted_once_old(tmp_path: Path) -> None:
