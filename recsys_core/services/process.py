@@ -122,9 +122,17 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie still answers kill(0); it is not alive for our purposes.
+    # A zombie still answers kill(0); it is not alive for our purposes. But a process whose main
+    # thread has ended shows as a zombie while its other threads still run (and hold its ports).
     with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
+        threads = [_state(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()]
+        return any(state != "Z" for state in threads)
     return True
+
+
+def _state(stat: Path) -> str:
+    """The state letter of a /proc stat file (R, S, Z, ...); "Z" when the thread is already gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

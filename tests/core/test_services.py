@@ -4,6 +4,9 @@ fails clearly instead of hanging."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 from recsys_core import services
 from recsys_core.services.kafka import KafkaService
 from recsys_core.services.mongod import MongoService
+from recsys_core.services.process import alive
 from recsys_core.settings import Settings
 
 
@@ -92,3 +96,26 @@ def test_configured_services_are_used_and_never_started(running_services: Settin
     assert services.down(external) == []
     assert not (tmp_path / "unused" / "mongo").exists()
     assert not (tmp_path / "unused" / "kafka").exists()
+
+
+def test_a_process_is_alive_while_any_thread_runs_and_dead_once_a_zombie() -> None:
+    # The main thread ends first and shows as a zombie; the process's other thread still runs (and
+    # could hold a port), so stopping must go on waiting for it.
+    script = (
+        "import ctypes, sys, threading, time\n"
+        "threading.Thread(target=lambda: (sys.stdin.read(), time.sleep(0))).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
+    try:
+        leader = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 30
+        while leader.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leader.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # the main thread is gone
+        assert alive(child.pid)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()  # the other thread returns, and the process ends
+        child.wait(timeout=30)
+    assert not alive(child.pid)
