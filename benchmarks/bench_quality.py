@@ -301,6 +301,7 @@ class DampedBiases:
     mu: float
     user: Floats
     item: Floats
+    scale: tuple[float, float]  # the lowest and highest training rating, where predictions are held
 
     @classmethod
     def fit(cls, split: Split, damping: float) -> DampedBiases:
@@ -313,13 +314,13 @@ class DampedBiases:
         user = np.bincount(split.train_user, residual, n_users) / (
             np.bincount(split.train_user, minlength=n_users) + damping
         )
-        return cls(mu, user, item)
+        return cls(mu, user, item, (float(split.train_rating.min()), float(split.train_rating.max())))
 
     def predict(self, split: Split) -> Floats:
-        """``mu + b_u + b_i``, an unknown reviewer or item contributing no bias."""
+        """``mu + b_u + b_i`` on the scale, an unknown reviewer or item contributing no bias."""
         user = np.where(split.test_user >= 0, self.user[np.maximum(split.test_user, 0)], 0.0)
         item = np.where(split.test_item >= 0, self.item[np.maximum(split.test_item, 0)], 0.0)
-        return np.asarray(self.mu + user + item, dtype=np.float64)
+        return np.clip(np.asarray(self.mu + user + item, dtype=np.float64), *self.scale)
 
 
 # --- the anchors --------------------------------------------------------------------------------

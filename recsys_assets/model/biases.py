@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 BASELINE = "baseline"
@@ -21,16 +21,22 @@ class Biases:
     damping: float
     users: DataFrame  # reviewerID, user_bias
     items: DataFrame  # asin, item_bias
+    scale: tuple[float, float]
+    """The lowest and highest training rating: no rating falls outside them, so no prediction should."""
+
+    def clipped(self, prediction: Column) -> Column:
+        """``prediction`` held to the rating scale: a 5.4 for a 1-5 scale is a worse guess than 5."""
+        return F.least(F.greatest(prediction, F.lit(self.scale[0])), F.lit(self.scale[1]))
 
 
 def fit_biases(train: DataFrame, damping: float) -> Biases:
     """``b_i = sum(r - mu) / (n_i + damping)``, then ``b_u = sum(r - mu - b_i) / (n_u + damping)``."""
     if damping < 0:
         raise ValueError(f"damping must be non-negative, got {damping}")
-    mean = train.agg(F.avg("overall")).first()
-    if mean is None or mean[0] is None:
+    summary = train.agg(F.avg("overall"), F.min("overall"), F.max("overall")).first()
+    if summary is None or summary[0] is None:
         raise ValueError("cannot fit biases on an empty training set")
-    mu = float(mean[0])
+    mu = float(summary[0])
     count = F.count(F.lit(1)) + F.lit(damping)
     items = train.groupBy("asin").agg((F.sum(F.col("overall") - mu) / count).alias("item_bias"))
     users = (
@@ -38,7 +44,7 @@ def fit_biases(train: DataFrame, damping: float) -> Biases:
         .groupBy("reviewerID")
         .agg((F.sum(F.col("overall") - mu - F.col("item_bias")) / count).alias("user_bias"))
     )
-    return Biases(mu, damping, users, items)
+    return Biases(mu, damping, users, items, (float(summary[1]), float(summary[2])))
 
 
 def with_baseline(ratings: DataFrame, biases: Biases) -> DataFrame:

@@ -187,7 +187,7 @@ def evaluate(
     metrics: dict[str, Metrics] = {
         MODEL: rating_metrics(predicted, F.col(PREDICTION)),
         GLOBAL_MEAN: rating_metrics(predicted, F.lit(mu)),
-        BIAS: rating_metrics(predicted, F.col(BASELINE)),
+        BIAS: rating_metrics(predicted, model.biases.clipped(F.col(BASELINE))),  # held to the scale, as ours
         POPULARITY: {"rmse": None, "mae": None},
     }
     predicted.unpersist()

@@ -253,7 +253,7 @@ class TrainedModel:
         return self.heads.rating if self.ranking is None else self.heads.ranking
 
     def predict_ratings(self, ratings: DataFrame) -> DataFrame:
-        """Every row of ``ratings`` with ``prediction = mu + b_u + b_i + x_u . y_i``, and ``cold``.
+        """Every row of ``ratings`` with ``prediction = mu + b_u + b_i + x_u . y_i`` on the scale, and ``cold``.
 
         A *cold* pair, whose reviewer or item the factors do not know, is predicted by the
         baseline alone (the biases it has, else the global mean): no row is ever dropped.
@@ -264,7 +264,9 @@ class TrainedModel:
             with_baseline(ratings, self.biases)
             .join(residuals, keys, "left")
             .withColumn(COLD, F.col(RESIDUAL_PREDICTION).isNull())
-            .withColumn(PREDICTION, F.col(BASELINE) + F.coalesce(F.col(RESIDUAL_PREDICTION), F.lit(0.0)))
+            .withColumn(
+                PREDICTION, self.biases.clipped(F.col(BASELINE) + F.coalesce(F.col(RESIDUAL_PREDICTION), F.lit(0.0)))
+            )
         )
 
 
@@ -296,6 +298,7 @@ def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri:
             "params": model.params.model_dump(),
             "global_mean": model.biases.global_mean,
             "bias_damping": model.biases.damping,
+            "rating_scale": list(model.biases.scale),
             "heads": {"rating": model.heads.rating.model_dump(), "ranking": model.heads.ranking.model_dump()},
             "ratings_uri": ratings_uri,
         },
@@ -309,6 +312,7 @@ def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel
         damping=float(meta["bias_damping"]),
         users=spark.read.parquet(f"{uri}/user_bias"),
         items=spark.read.parquet(f"{uri}/item_bias"),
+        scale=(float(meta["rating_scale"][0]), float(meta["rating_scale"][1])),
     )
     params = AlsParams.model_validate(meta["params"])
     heads = Heads(**{name: HeadParams.model_validate(head) for name, head in meta["heads"].items()})

@@ -14,6 +14,7 @@ from recsys_assets.model.features import clean_ratings
 from recsys_assets.model.training import (
     COLD,
     PREDICTION,
+    RESIDUAL_PREDICTION,
     AlsParams,
     HeadParams,
     Heads,
@@ -156,3 +157,14 @@ def test_every_held_out_rating_is_predicted_and_cold_pairs_get_the_baseline(spar
     assert item_bias is not None
     assert predicted[("new-user", "i1")][PREDICTION] == pytest.approx(model.biases.global_mean + item_bias[1])
     assert predicted[("u1", "i1")][PREDICTION] != pytest.approx(predicted[("u1", "i1")][BASELINE])
+
+
+def test_predictions_are_held_to_the_training_rating_scale(spark: SparkSession) -> None:
+    train = _ratings(spark)
+    params = AlsParams(rank=8, max_iter=10, reg_param=0.001)  # barely regularised, so it overshoots
+    model = fit_model(train, params, Heads.untuned(params), "v", blocks=2)
+    assert model.biases.scale == (1.0, 5.0)
+    rows = model.predict_ratings(train).select(BASELINE, RESIDUAL_PREDICTION, PREDICTION).collect()
+    raw = np.asarray([r[BASELINE] + r[RESIDUAL_PREDICTION] for r in rows])
+    assert raw.max() > 5.0  # what the model alone would say: off the scale
+    assert [r[PREDICTION] for r in rows] == pytest.approx(np.clip(raw, 1.0, 5.0).tolist())

@@ -44,7 +44,7 @@ def _metrics_table(metrics: dict[str, ev.Metrics]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.EVALUATE),
-    code_version="3",  # 2: every held-out rating counts, cold pairs by the bias baseline; 3: the report
+    code_version="4",  # 2: every rating counts, cold pairs by the biases; 3: the report; 4: bias baseline on scale
 )
 @spark_step
 def model_evaluation(

@@ -52,7 +52,7 @@ def _heads_table(heads: dict[str, HeadParams]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.TRAIN),
-    code_version="2",  # 2: a validation search per head; the implicit head learns from positive signals only
+    code_version="3",  # 2: a validation search per head, positive-only implicit head; 3: the rating scale
 )
 @spark_step
 def als_model(
