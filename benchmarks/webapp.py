@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,14 +233,21 @@ class Shopper:
 
 
 def log_in(base: str, reviewers: list[str], parallel: int = 8) -> list[Shopper]:
-    """A Shopper per reviewer, LOGINS_PER_ADDRESS from each loopback address (127.0.1.x)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """A Shopper per reviewer, LOGINS_PER_ADDRESS from each loopback address (127.0.1.x).
 
-    def one(n: int) -> Shopper:
-        return Shopper(base, reviewers[n], f"127.0.1.{1 + n // LOGINS_PER_ADDRESS}")
+    One address's logins go one after another: two first requests at once from a new address
+    can meet a spurious 429 (limits' MongoDB moving window creates its document by an upsert
+    whose loser gets a duplicate key, which it counts as over the limit).
+    """
 
+    def from_address(n: int) -> list[Shopper]:
+        address = f"127.0.1.{1 + n}"
+        chunk = reviewers[n * LOGINS_PER_ADDRESS : (n + 1) * LOGINS_PER_ADDRESS]
+        return [Shopper(base, reviewer, address) for reviewer in chunk]
+
+    addresses = range((len(reviewers) + LOGINS_PER_ADDRESS - 1) // LOGINS_PER_ADDRESS)
     with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(one, range(len(reviewers))))
+        return [shopper for chunk in pool.map(from_address, addresses) for shopper in chunk]
 
 
 class StreamWatcher:
@@ -279,6 +287,8 @@ class StreamWatcher:
         self.ended = True
 
     def close(self) -> None:
+        """Leave the stream; the read in progress holds the response's lock until the next
+        heartbeat, so the close waits for it in a thread of its own."""
         self.closing = True
         if not self.ended:
-            self.response.close()
+            threading.Thread(target=self.response.close, daemon=True).start()
