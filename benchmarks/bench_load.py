@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from benchmarks.report import RESULTS, provenance, write_section
+from benchmarks.report import RESULTS, logs_folder, provenance, write_section
 from benchmarks.webapp import Shopper, StreamWatcher, constant, isolated_settings, log_in, seed, web
 from recsys_core import services
 from recsys_core.connections import project_database
@@ -325,9 +325,7 @@ def main() -> None:
         sys.exit("bench_load needs wrk: apt-get install wrk")
     base = get_settings()
     services.up(base)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    home = RESULTS / "load-logs"
-    home.mkdir(exist_ok=True)
+    home = logs_folder("load")
 
     settings = isolated_settings(base, "load")
     reviewers = seed(settings, items=PRODUCTS, users=args.streams)

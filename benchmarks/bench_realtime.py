@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import TopicPartition
 
-from benchmarks.report import RESULTS, provenance, write_section
+from benchmarks.report import RESULTS, logs_folder, provenance, write_section
 from benchmarks.webapp import Shopper, StreamWatcher, isolated_settings, percentiles, process, seed, web
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
@@ -238,9 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     base = get_settings()
     services.up(base)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    home = RESULTS / "realtime-logs"
-    home.mkdir(exist_ok=True)
+    home = logs_folder("realtime")
 
     settings = isolated_settings(base, "realtime")
     bare_samples = bare_kafka(settings, args.events, args.rate)
