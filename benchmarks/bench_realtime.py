@@ -36,7 +36,7 @@ import numpy as np
 from confluent_kafka import TopicPartition
 
 from benchmarks.report import RESULTS, logs_folder, provenance, write_section
-from benchmarks.webapp import Shopper, StreamWatcher, isolated_settings, percentiles, process, seed, web
+from benchmarks.webapp import StreamWatcher, isolated_settings, log_in, percentiles, process, seed, web
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
 from recsys_core.contract import Interaction, stored_time
@@ -89,7 +89,7 @@ def measure_latency(settings: Settings, events: int, users: int, rate: float, ho
     with _updater(settings, home), web(settings, home / "web.log", port, WEB_WORKERS, threads=16):
         watcher = threading.Thread(target=watch_lists, daemon=True)
         watcher.start()
-        streams = [StreamWatcher(Shopper(f"http://127.0.0.1:{port}", r)) for r in reviewers[:STREAMS]]
+        streams = [StreamWatcher(shopper) for shopper in log_in(f"http://127.0.0.1:{port}", reviewers[:STREAMS])]
         time.sleep(2)  # every stream is assigned its partitions
         producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=10_000)
         sent: list[tuple[Interaction, float]] = []
