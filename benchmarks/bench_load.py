@@ -298,7 +298,13 @@ def _plot(load: dict[str, Any]) -> None:
     ax = fig.subplots()
     ax.plot([t for t, _ in memory["samples"]], [m for _, m in memory["samples"]], marker=".", label="gunicorn RSS")
     ax.axvline(memory["streams_at_s"], color="grey", linestyle=":", label=f"{load['streams']} streams open")
-    ax.axvspan(memory["load_at_s"], memory["end_at_s"], color="orange", alpha=0.15, label=f"{load['rate']:g} req/s")
+    ax.axvspan(
+        memory["load_at_s"],
+        memory["end_at_s"],
+        color="orange",
+        alpha=0.15,
+        label=f"load (asked {load['rate']:g} req/s)",
+    )
     ax.set(xlabel="seconds", ylabel="MiB (master + workers)", title="web app memory under load")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small", loc="lower right")
