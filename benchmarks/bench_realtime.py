@@ -22,179 +22,38 @@ real-time section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import http.cookiejar
 import json
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from confluent_kafka import TopicPartition
-from werkzeug.security import generate_password_hash
 
-from benchmarks.report import RESULTS, provenance, write_section
+from benchmarks.report import RESULTS, logs_folder, provenance, write_section
+from benchmarks.webapp import StreamWatcher, isolated_settings, log_in, percentiles, process, seed, web
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
-from recsys_core.contract import Interaction, ItemFactor, Product, stored_time
+from recsys_core.contract import Interaction, stored_time
 from recsys_core.services.kafka import ensure_topics
-from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
+from recsys_core.settings import Settings, get_settings
 
-RANK = 10
 WEB_WORKERS = 4
 STREAMS = 6 * WEB_WORKERS
 """Open /stream connections: each worker's cap (STREAM_MAX_OPEN, 6) times the workers."""
 WARMUP = 50
 """Events sent first and not measured, on every path alike: connections, fetch sessions and caches warm up."""
-PASSWORD = "benchmark password 1"  # noqa: S105 - the bench accounts' password
-
-
-def _percentiles(seconds: list[float]) -> dict[str, float]:
-    values = np.asarray(seconds) * 1000
-    return {
-        "n": len(values),
-        "p50_ms": round(float(np.percentile(values, 50)), 1),
-        "p99_ms": round(float(np.percentile(values, 99)), 1),
-    }
-
-
-def _bench_settings(base: Settings) -> Settings:
-    """A database, topics and a consumer group of this run's own (the topics are created)."""
-    suffix = uuid.uuid4().hex[:8]
-    settings = base.model_copy(
-        update={
-            "mongo_db": f"{base.mongo_db}_bench_realtime",
-            "topic_interactions": f"bench-interactions-{suffix}",
-            "topic_recommendations": f"bench-recommendations-{suffix}",
-            "topic_dead_letters": f"bench-dead-letters-{suffix}",
-            "updater_group_id": f"bench-updater-{suffix}",
-        }
-    )
-    ensure_topics(settings.effective_kafka_bootstrap, settings.topics, settings.topic_partitions)
-    return settings
-
-
-def _seed(settings: Settings, items: int, users: int) -> list[str]:
-    """A served model of ``items`` random implicit factors, their products, and ``users`` site reviewers."""
-    db = project_database(settings)
-    db.client.drop_database(db.name)
-    vectors = np.random.default_rng(1).normal(scale=0.3, size=(items, RANK))
-    now = datetime.now(UTC)
-    factors = [
-        ItemFactor(
-            asin=f"B{i:09d}",
-            vector=vectors[i].tolist(),
-            item_bias=0.0,
-            model_version="bench",
-            rank=RANK,
-            reg_param=0.1,
-            implicit_prefs=True,
-            alpha=10.0,
-            global_mean=4.2,
-            bias_damping=5.0,
-            updated_at=now,
-        ).to_document()
-        for i in range(items)
-    ]
-    for start in range(0, items, 10_000):
-        db[ItemFactor.collection].insert_many(factors[start : start + 10_000])
-        db[Product.collection].insert_many(
-            [
-                Product(
-                    asin=f"B{i:09d}",
-                    title=f"Product {i}",
-                    image=None,
-                    price=10.0,
-                    main_cat="Bench",
-                    source_category="Bench",
-                ).to_document()
-                for i in range(start, min(items, start + 10_000))
-            ]
-        )
-    reviewers = [f"web-{uuid.uuid4().hex[:16]}" for _ in range(users)]
-    db[mongo.USERS].insert_many([{"email": f"{r}@bench.example", "reviewerID": r} for r in reviewers])
-    db.client.close()
-    return reviewers
-
-
-@contextmanager
-def _process(command: list[str], settings: Settings, log: Path, ready: Any, what: str) -> Iterator[None]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            env=settings.environment() | {"PATH": "/usr/bin:/bin"},
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not ready():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start; see {log}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
 
 
 def _updater(settings: Settings, home: Path) -> Any:
     ready = home / f"updater-{uuid.uuid4().hex}.ready"
     command = [sys.executable, "-m", "recsys_cli", "updater", "--ready-file", str(ready)]
-    return _process(command, settings, home / "updater.log", ready.exists, "the updater")
-
-
-def _web(settings: Settings, home: Path, port: int) -> Any:
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    # The app alone (``recsys serve`` would also start the managed updater, a second one in the group).
-    serving = f"from recsys_web.server import serve; serve(port={port}, workers={WEB_WORKERS}, threads=16)"
-    command = [sys.executable, "-c", serving]
-    return _process(command, settings, home / "web.log", answers, "the web app")
-
-
-class StreamWatcher:
-    """One shopper's ``/stream``, logged in through the real forms, noting when each new list arrives."""
-
-    def __init__(self, base: str, reviewer: str) -> None:
-        self.reviewer = reviewer
-        self.arrivals: list[tuple[float, datetime]] = []
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        self._post(base, "/auth/login", {"email": f"{reviewer}@bench.example", "password": PASSWORD})
-        self.response = self.opener.open(f"{base}/stream", timeout=600)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _post(self, base: str, path: str, form: dict[str, str]) -> None:
-        page = self.opener.open(f"{base}{path}", timeout=10).read().decode()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert token is not None
-        body = urllib.parse.urlencode({**form, "csrf_token": token.group(1)}).encode()
-        self.opener.open(f"{base}{path}", data=body, timeout=30).read()
-
-    def _read(self) -> None:
-        event = None
-        for raw in self.response:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "recommendations":
-                self.arrivals.append((time.time(), datetime.fromisoformat(json.loads(line[6:])["ts"])))
+    return process(command, settings, home / "updater.log", ready.exists, "the updater")
 
 
 def _paced(count: int, rate: float) -> Iterator[int]:
@@ -210,10 +69,9 @@ def _first_at_or_after(arrivals: list[tuple[float, datetime]], ts: datetime) -> 
 
 
 def measure_latency(settings: Settings, events: int, users: int, rate: float, home: Path) -> dict[str, Any]:
-    reviewers = _seed(settings, items=10_000, users=users)
+    reviewers = seed(settings, items=10_000, users=users)
     db = project_database(settings)
     port = 8765
-    db[mongo.USERS].update_many({}, {"$set": {"password_hash": generate_password_hash(PASSWORD)}})
     listed: dict[str, list[tuple[float, datetime]]] = {r: [] for r in reviewers}
     stop = threading.Event()
 
@@ -228,10 +86,10 @@ def measure_latency(settings: Settings, events: int, users: int, rate: float, ho
                 if document.get("reviewerID") in listed:
                     listed[document["reviewerID"]].append((time.time(), document["updated_at"]))
 
-    with _updater(settings, home), _web(settings, home, port):
+    with _updater(settings, home), web(settings, home / "web.log", port, WEB_WORKERS, threads=16):
         watcher = threading.Thread(target=watch_lists, daemon=True)
         watcher.start()
-        streams = [StreamWatcher(f"http://127.0.0.1:{port}", r) for r in reviewers[:STREAMS]]
+        streams = [StreamWatcher(shopper) for shopper in log_in(f"http://127.0.0.1:{port}", reviewers[:STREAMS])]
         time.sleep(2)  # every stream is assigned its partitions
         producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=10_000)
         sent: list[tuple[Interaction, float]] = []
@@ -263,8 +121,8 @@ def measure_latency(settings: Settings, events: int, users: int, rate: float, ho
     ]
     db.client.close()
     return {
-        "readable": _percentiles(readable),
-        "sse": _percentiles(on_stream),
+        "readable": percentiles(readable),
+        "sse": percentiles(on_stream),
         "missing_readable": len(sent) - len(readable),
         "samples": {"readable": readable, "sse": on_stream},
     }
@@ -303,7 +161,7 @@ def bare_kafka(settings: Settings, events: int, rate: float) -> list[float]:
 
 
 def measure_throughput(settings: Settings, items: int, backlog: int, home: Path) -> dict[str, Any]:
-    reviewers = _seed(settings, items=items, users=1000)
+    reviewers = seed(settings, items=items, users=1000)
     producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=30_000)
     rng = np.random.default_rng(3)
     for n in range(backlog):
@@ -380,15 +238,13 @@ def main() -> None:
     args = parser.parse_args()
     base = get_settings()
     services.up(base)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    home = RESULTS / "realtime-logs"
-    home.mkdir(exist_ok=True)
+    home = logs_folder("realtime")
 
-    settings = _bench_settings(base)
+    settings = isolated_settings(base, "realtime")
     bare_samples = bare_kafka(settings, args.events, args.rate)
-    bare = _percentiles(bare_samples)
+    bare = percentiles(bare_samples)
     latency = measure_latency(settings, args.events, args.users, args.rate, home)
-    throughput = measure_throughput(_bench_settings(base), args.items, args.backlog, home)
+    throughput = measure_throughput(isolated_settings(base, "realtime"), args.items, args.backlog, home)
     _plot(latency, bare_samples)
 
     rows = [

@@ -6,11 +6,19 @@ import os
 import platform
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 from recsys_core.settings import PROJECT_ROOT
 
 REPORT = PROJECT_ROOT / "BENCHMARKS.md"
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+
+
+def logs_folder(name: str) -> Path:
+    """``results/<name>-logs``, created (and RESULTS with it): a benchmark's process logs, not committed."""
+    folder = RESULTS / f"{name}-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def provenance(what: str) -> str:

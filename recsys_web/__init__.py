@@ -33,7 +33,8 @@ CONTENT_SECURITY_POLICY = (
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = get_settings()
-    app = Flask(__name__, instance_path=str(settings.state_dir / "web"))
+    # instance_relative_config: the deployment's config.py is read from the instance folder.
+    app = Flask(__name__, instance_path=str(settings.state_dir / "web"), instance_relative_config=True)
     app.config.from_mapping(default_config(settings))
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

@@ -59,6 +59,8 @@ def default_config(settings: Settings) -> dict[str, Any]:
         # Server-side sessions (Flask-Session, MongoDB ``sessions``): a session ends after this
         # long without a request (idle) ...
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=30),
+        # ... counted from its last refresh: an unchanged session is written back at most this often.
+        "SESSION_REFRESH_AFTER": timedelta(minutes=1),
         # ... and at the latest this long after its login (absolute).
         "SESSION_ABSOLUTE_LIFETIME": timedelta(hours=12),
         "SESSION_COOKIE_NAME": "recsys_session",

@@ -2,16 +2,20 @@
 
 The cookie holds only a random session id (32 bytes); the session's data lives in MongoDB
 ``sessions``, so logging out deletes it for good and a copied cookie is worth nothing after.
-Timeouts: a session expires PERMANENT_SESSION_LIFETIME after its last request (idle; every
-request moves ``expiration`` on) and SESSION_ABSOLUTE_LIFETIME after its login (absolute,
-checked in ``auth.current_user`` against ``login_at``).
+Timeouts: a session expires PERMANENT_SESSION_LIFETIME after its last request (idle: a request
+moves ``expiration`` on) and SESSION_ABSOLUTE_LIFETIME after its login (absolute, checked in
+``auth.current_user`` against ``login_at``). An unchanged session is written back (and its
+cookie re-set) only when its last refresh is SESSION_REFRESH_AFTER old: otherwise every page
+and API call would pay a majority write, the largest cost of a request. The idle timeout then
+ends a session up to that much early, never late.
 
-Three things differ from Flask-Session's own ``MongoDBSessionInterface`` set-up, hence the
+Four things differ from Flask-Session's own ``MongoDBSessionInterface`` set-up, hence the
 subclass: the collection comes from the app's resources, opened on first use in a worker
 (Flask-Session's constructor wants a connected client and creates an index, in gunicorn's
 master before the fork); a session whose ``expiration`` has passed is not read back (MongoDB's
-TTL monitor deletes it only within a minute); and a MongoDB that is down makes the request the
-app's 503, whether reading the session (before the view) or saving it (after) fails.
+TTL monitor deletes it only within a minute); an unchanged session is refreshed in steps (above);
+and a MongoDB that is down makes the request the app's 503, whether reading the session (before
+the view) or saving it (after) fails.
 """
 
 from __future__ import annotations
@@ -45,8 +49,17 @@ class SessionInterface(MongoDBSessionInterface):  # type: ignore[misc]  # flask-
         document = self.store.find_one({"id": store_id, "expiration": {"$gt": datetime.now(UTC)}})
         if document is None:
             return None
+        g.session_expiration = document["expiration"]  # the client is tz_aware
         data: dict[str, Any] = self.serializer.decode(bytes(document["val"]))
         return data
+
+    def should_set_storage(self, app: Flask, session: ServerSideSession) -> bool:
+        """A changed session is always stored; an unchanged one once its refresh is SESSION_REFRESH_AFTER old."""
+        expiration: datetime | None = g.get("session_expiration")
+        if session.modified or expiration is None:
+            return True
+        refreshed_at = expiration - app.permanent_session_lifetime
+        return bool(datetime.now(UTC) - refreshed_at >= app.config["SESSION_REFRESH_AFTER"])
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         try:

@@ -105,6 +105,32 @@ def test_an_idle_session_ends(client: FlaskClient, db: Database[mongo.Document])
     assert client.get("/auth/account").location.endswith("/auth/login")
 
 
+def test_an_unchanged_session_is_written_back_only_once_its_refresh_is_a_minute_old(
+    client: FlaskClient, db: Database[mongo.Document]
+) -> None:
+    register(client, "refresh@example.org")
+    login(client, "refresh@example.org")
+    client.get("/auth/account")  # its form's CSRF token: a change, stored at once
+    sid = session_cookie(client)
+    # Refreshed 30 s ago: requests neither write the session nor re-set its cookie.
+    thirty_s_ago = datetime.now(UTC) + timedelta(minutes=30) - timedelta(seconds=30)
+    db[mongo.SESSIONS].update_one({"id": sid}, {"$set": {"expiration": thirty_s_ago}})
+    answer = client.get("/auth/account")
+    assert answer.status_code == 200
+    assert "Set-Cookie" not in answer.headers
+    stored = db[mongo.SESSIONS].find_one({"id": sid})
+    assert stored is not None
+    assert abs(stored["expiration"] - thirty_s_ago) < timedelta(milliseconds=1)
+    # Refreshed 2 minutes ago: the next request moves the expiry a full idle lifetime on again.
+    db[mongo.SESSIONS].update_one({"id": sid}, {"$set": {"expiration": thirty_s_ago - timedelta(minutes=2)}})
+    answer = client.get("/auth/account")
+    assert answer.status_code == 200
+    assert "Set-Cookie" in answer.headers
+    stored = db[mongo.SESSIONS].find_one({"id": sid})
+    assert stored is not None
+    assert timedelta(minutes=29) < stored["expiration"] - datetime.now(UTC) <= timedelta(minutes=30)
+
+
 def test_a_session_ends_at_its_absolute_lifetime(db: Database[mongo.Document]) -> None:
     with make_app(SESSION_ABSOLUTE_LIFETIME=timedelta(0)) as app:
         client = app.test_client()

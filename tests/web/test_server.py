@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 from tests.web.conftest import ARTIFACTS, get_json, unused_port
 
@@ -29,3 +31,13 @@ def test_the_web_app_imports_no_dagster() -> None:
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_deployment_config_in_the_instance_folder_overrides_the_defaults(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "config.py").write_text("STREAM_MAX_OPEN = 120\n")
+    show = "from recsys_web import create_app; print(create_app().config['STREAM_MAX_OPEN'])"
+    env = os.environ | {"RECSYS_STATE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "120"
