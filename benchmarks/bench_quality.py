@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.report import RESULTS, provenance, write_section
+from benchmarks.report import RESULTS, Figure, provenance, write_section
 from recsys_core.settings import PROJECT_ROOT, get_settings
 
 AMAZON = ("All_Beauty", "AMAZON_FASHION", "Appliances", "Gift_Cards")
@@ -771,6 +771,20 @@ def main() -> None:
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2))
     _plot(results)
     _write_report(results, args.reviews)
+    for r in results:
+        for metric, key, best_key in (("RMSE", "rmse", "best_anchor_rmse"), ("NDCG@10", "ndcg", "best_anchor_ndcg")):
+            versus, best = r[f"{key}_vs_best_anchor"], r[best_key]
+            ours = r["published"]["model"]["rmse"] if key == "rmse" else r["served_ndcg@10"]
+            low, high = versus["difference_ci95"]
+            print(
+                Figure(
+                    f"{r['dataset']}: {metric} {_f(ours)}",
+                    f"best anchor, {best['name']}: {_f(best['rmse' if key == 'rmse' else 'ndcg@10'])}",
+                    f"{versus['ratio']:.3f}x, {versus['verdict']} [{low:+.3f}, {high:+.3f}]",
+                    "level or better",
+                    versus["verdict"] != "behind",
+                ).line()
+            )
 
 
 if __name__ == "__main__":
