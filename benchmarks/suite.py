@@ -58,7 +58,11 @@ BENCHMARKS = (
         ("--reviews", "100000"),
         ("--reviews", "100000", "1000000", "5000000"),
     ),
-    Benchmark("quality (item 7)", "benchmarks.bench_quality", ("--datasets", "Gift_Cards", "generated-default")),
+    Benchmark(
+        "quality (item 7)",
+        "benchmarks.bench_quality",
+        ("--datasets", "Gift_Cards", "generated-default", "--reviews", "10000", "--tuning-budget", "60"),
+    ),
 )
 
 
