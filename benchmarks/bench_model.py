@@ -16,7 +16,7 @@ process and Spark session:
    product join, the atomic swap into MongoDB and the announcement on Kafka) against a bare
    numpy blocked top-k on the same factors with the same exclusions
    (``bench_scale.numpy_top_k_anchor``). Goal: at most 3x.
-3. A batch publish reaching an open ``/stream``: the web app runs (``bench_realtime``'s), 12
+3. A batch publish reaching an open ``/stream``: the web app runs (``webapp.web``, 4 workers), 12
    reviewers spread over the batch are logged in with their stream open, and the published
    lists are announced again, as ``user_recommendations`` announces them
    (``KafkaResource.announce`` of ``batch_events``), ``--rounds`` times after one unmeasured
@@ -42,9 +42,9 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from benchmarks.bench_realtime import PASSWORD, StreamWatcher, _percentiles, _web
 from benchmarks.bench_scale import CATEGORY, MODEL_OPS, numpy_top_k_anchor
-from benchmarks.report import RESULTS, Figure, provenance, write_section
+from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
+from benchmarks.webapp import PASSWORD, StreamWatcher, log_in, percentiles, web
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
 from recsys_core.services.kafka import ensure_topics
@@ -52,8 +52,7 @@ from recsys_core.settings import Settings, get_settings
 
 ALS_GOAL, TOP_K_GOAL, STREAM_GOAL = 1.2, 3.0, 2.0
 WATCHED = 12
-"""Open streams: fewer than the web app's login limit per address and minute (20), and well inside its four
-workers' stream caps (6 each) however gunicorn spreads the connections."""
+"""Open streams: well inside the web app's four workers' stream caps (6 each) however gunicorn spreads them."""
 ARRIVAL_WAIT_S = 60.0
 """How long a round waits for every watched list; a list that never arrives is counted as missing."""
 
@@ -150,8 +149,10 @@ def measure_streams(settings: Settings, version: str, rounds: int, home: Path) -
     kafka = build_resources(settings)["kafka"]
     db = project_database(settings)
     port = _free_port()
-    with _web(settings, home, port):
-        streams = {r: StreamWatcher(f"http://127.0.0.1:{port}", r) for r in watched}
+    local = settings.model_copy(update={"web_cookie_secure": False})  # plain http on 127.0.0.1
+    with web(local, home / "web.log", port, workers=4, threads=16):
+        base = f"http://127.0.0.1:{port}"
+        streams = {shopper.reviewer: StreamWatcher(shopper) for shopper in log_in(base, watched)}
         time.sleep(2)  # every stream is assigned its partitions
         ours, ours_missing = _rounds(
             rounds,
@@ -166,9 +167,9 @@ def measure_streams(settings: Settings, version: str, rounds: int, home: Path) -
         "lists": len(messages),
         "watched": len(watched),
         "rounds": rounds,
-        "ours": _percentiles(ours),
+        "ours": percentiles(ours),
         "ours_missing": ours_missing,
-        "bare": _percentiles(bare),
+        "bare": percentiles(bare),
         "bare_missing": bare_missing,
     }
 
@@ -258,10 +259,7 @@ def main() -> None:
     reviewers = ratings.where(F.col("split") == TRAIN).select("reviewerID").distinct().cache()
     numpy_s = numpy_top_k_anchor(model, ratings, reviewers)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    logs = RESULTS / "model-logs"
-    logs.mkdir(exist_ok=True)
-    streams = measure_streams(settings, handle.version, args.rounds, logs)
+    streams = measure_streams(settings, handle.version, args.rounds, logs_folder("model"))
     spark.stop()
 
     heads = model.heads
