@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.report import RESULTS, provenance, write_section
+from benchmarks.report import RESULTS, Figure, provenance, write_section
 from recsys_core.settings import PROJECT_ROOT, get_settings
 
 AMAZON = ("All_Beauty", "AMAZON_FASHION", "Appliances", "Gift_Cards")
@@ -67,8 +67,10 @@ Scorer = Callable[[Ints], Floats]
 # --- the pipeline, in a process of its own -------------------------------------------------------
 
 
-def run_pipeline_once(dataset: str, reviews: int, out: Path) -> None:
-    """Run ``recsys run`` on ``dataset``; write what model_evaluation published, our predictions and lists."""
+def run_pipeline_once(dataset: str, reviews: int, out: Path, tuning_budget: float | None) -> None:
+    """Run ``recsys run`` on ``dataset``; write what model_evaluation published, our predictions and lists.
+
+    ``tuning_budget`` is ``recsys run --tuning-budget`` (None: its default)."""
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
@@ -90,7 +92,8 @@ def run_pipeline_once(dataset: str, reviews: int, out: Path) -> None:
     db.client.close()
 
     started = time.perf_counter()
-    outcomes = run_pipeline(settings, categories)
+    ops = {} if tuning_budget is None else {"als_model": {"config": {"tuning": {"budget_s": tuning_budget}}}}
+    outcomes = run_pipeline(settings, categories, ops)
     seconds = time.perf_counter() - started
     if not all(o.success for o in outcomes):
         raise SystemExit(f"the pipeline failed on {dataset}: {[e for o in outcomes for e in o.errors]}")
@@ -133,7 +136,9 @@ def run_pipeline_once(dataset: str, reviews: int, out: Path) -> None:
     out.write_text(json.dumps(run, indent=2, default=str))
 
 
-def _run_pipelines(datasets: list[str], reviews: int, reuse: bool) -> dict[str, dict[str, Any]]:
+def _run_pipelines(
+    datasets: list[str], reviews: int, reuse: bool, tuning_budget: float | None
+) -> dict[str, dict[str, Any]]:
     """Each dataset's pipeline run, in a process, database, data folder and model store of its own."""
     from recsys_core import services
 
@@ -152,6 +157,7 @@ def _run_pipelines(datasets: list[str], reviews: int, reuse: bool) -> dict[str, 
             }
             command = [sys.executable, "-m", "benchmarks.bench_quality", "--one", dataset, "--out", str(out)]
             command += ["--reviews", str(reviews)]
+            command += [] if tuning_budget is None else ["--tuning-budget", str(tuning_budget)]
             subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
         runs[dataset] = json.loads(out.read_text())
     return runs
@@ -641,12 +647,13 @@ def _f(value: float | None, digits: int = 4) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _write_report(results: list[dict[str, Any]], reviews: int) -> None:
+def _write_report(results: list[dict[str, Any]], reviews: int, tuning_budget: float | None) -> None:
     anchor_names = [f"{a.library} {a.name}" for a in ANCHORS]
     lines = [
         provenance(
             f"the four `../shared/data/amazon2018` categories and `recsys generate --reviews {reviews:,}` in the "
             "`default` and `amazon-5core` shapes, `recsys run` defaults (leave-one-out split, tuned heads)"
+            + ("" if tuning_budget is None else f" but a tuning budget of {tuning_budget:g} s")
         ),
         "",
         "RMSE (lower is better; cold pairs predicted by each method's own biases or mean):",
@@ -754,23 +761,40 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--reviews", type=int, default=30_000, help="reviews of each generated dataset")
     parser.add_argument("--reuse", action="store_true", help="reuse each dataset's recorded pipeline run")
+    parser.add_argument(
+        "--tuning-budget", type=float, metavar="SECONDS", help="the validation search's budget (default: recsys run's)"
+    )
     parser.add_argument("--one", choices=DATASETS, help=argparse.SUPPRESS)  # internal: one pipeline run
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_pipeline_once(args.one, args.reviews, args.out)
+        run_pipeline_once(args.one, args.reviews, args.out, args.tuning_budget)
         return
 
     settings = get_settings()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    runs = _run_pipelines(args.datasets, args.reviews, args.reuse)
+    runs = _run_pipelines(args.datasets, args.reviews, args.reuse, args.tuning_budget)
     results = []
     for dataset, run in runs.items():
         print(f"{dataset}: {run['gate_decision']}")
         results.append(evaluate_dataset(run, settings.state_dir / "bench" / f"quality-{dataset}"))
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2))
     _plot(results)
-    _write_report(results, args.reviews)
+    _write_report(results, args.reviews, args.tuning_budget)
+    for r in results:
+        for metric, key, best_key in (("RMSE", "rmse", "best_anchor_rmse"), ("NDCG@10", "ndcg", "best_anchor_ndcg")):
+            versus, best = r[f"{key}_vs_best_anchor"], r[best_key]
+            ours = r["published"]["model"]["rmse"] if key == "rmse" else r["served_ndcg@10"]
+            low, high = versus["difference_ci95"]
+            print(
+                Figure(
+                    f"{r['dataset']}: {metric} {_f(ours)}",
+                    f"best anchor, {best['name']}: {_f(best['rmse' if key == 'rmse' else 'ndcg@10'])}",
+                    f"{versus['ratio']:.3f}x, {versus['verdict']} [{low:+.3f}, {high:+.3f}]",
+                    "level or better",
+                    versus["verdict"] != "behind",
+                ).line()
+            )
 
 
 if __name__ == "__main__":

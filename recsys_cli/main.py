@@ -258,6 +258,14 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
     return subprocess.call(command, env={**os.environ, **settings.environment()})
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    """The benchmark suite (``benchmarks/suite.py``), run from the checkout: ``benchmarks`` is not an installed package.
+
+    Each benchmark reads the settings from the environment, as this process does."""
+    command = [sys.executable, "-m", "benchmarks.suite", *(["--quick"] if args.quick else [])]
+    return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -336,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
         role.add_argument("email")
         role.add_argument("value", metavar="ROLE", choices=["analyst"])
     users.set_defaults(func=_users)
+
+    bench = sub.add_parser("bench", help="every benchmark against its anchor; writes BENCHMARKS.md")
+    bench.add_argument("--quick", action="store_true", help="small sizes: the whole suite in under 10 minutes")
+    bench.set_defaults(func=_bench)
 
     ui = sub.add_parser("ui", help="the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
