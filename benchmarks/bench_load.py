@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from benchmarks.report import RESULTS, logs_folder, provenance, write_section
+from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
 from benchmarks.webapp import Shopper, StreamWatcher, constant, isolated_settings, log_in, seed, web
 from recsys_core import services
 from recsys_core.connections import project_database
@@ -348,10 +348,29 @@ def main() -> None:
         f"{args.rate:g}, p50 {traffic['total']['p50_ms']:g} ms, p99 {traffic['total']['p99_ms']:g} ms, "
         f"memory {memory['start_mib']:.0f} -> {memory['end_mib']:.0f} MiB ({memory['slope_mib_per_min']:+.1f} MiB/min)"
     )
+    print(
+        Figure(
+            f"load test: {load['errors']} errors, {traffic['achieved_per_s']:.0f} of {args.rate:g} req/s, "
+            f"p99 {traffic['total']['p99_ms']:g} ms, memory {memory['slope_mib_per_min']:+.1f} MiB/min",
+            "-",
+            "-",
+            "0 errors, bounded memory",
+            load["errors"] == 0,
+        ).line()
+    )
     api_rows = []
     for connections in ("c16", "c64"):
         api, anchor = runs["api"][connections], runs["anchor"][connections]
         rate_ratio, p99_ratio = api["per_s"] / anchor["per_s"], api["p99_ms"] / anchor["p99_ms"]
+        print(
+            Figure(
+                f"API {connections[1:]} connections: {api['per_s']} req/s, p99 {api['p99_ms']} ms",
+                f"constant route: {anchor['per_s']} req/s, p99 {anchor['p99_ms']} ms",
+                f"{rate_ratio:.2f}x req/s, {p99_ratio:.2f}x p99",
+                "≥ 0.8x req/s" + (", p99 ≤ 1.5x" if connections == "c64" else ""),
+                rate_ratio >= 0.8 and (connections != "c64" or p99_ratio <= 1.5),
+            ).line()
+        )
         print(
             f"GET /api/v1/recommendations/<id> {connections}: {api['per_s']} req/s, p50 {api['p50_ms']} ms, "
             f"p99 {api['p99_ms']} ms | constant route {anchor['per_s']} req/s, p99 {anchor['p99_ms']} ms "
