@@ -5,11 +5,14 @@ Every collection is published atomically: documents go to a staging collection, 
 counted, checked against the contract and then renamed over the served one (``dropTarget``),
 so a reader sees either the old table or the new one, never a half-written mix. Each
 document carries the model version, and a version older than the one served is refused, so
-a run that finishes late never replaces a newer model.
+a run that finishes late never replaces a newer model. A publisher that dies mid-write (a
+killed driver runs no ``except``) leaves its staging copy; the next publish drops it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import islice
@@ -38,6 +41,8 @@ from recsys_core.contract import (
     SimilarProducts,
 )
 
+log = logging.getLogger(__name__)
+
 PUBLISHED: tuple[type[MongoDocument], ...] = (Recommendations, PopularItem, ItemFactor, SimilarProducts)
 CONTRACT_CHECKED = 1000
 """Staging documents read back through the contract before a swap; the schema makes the rest alike."""
@@ -49,6 +54,21 @@ class StalePublish(RuntimeError):
 
 def staging_name(target: str, version: str) -> str:
     return f"{target}__staging_{version}"
+
+
+def drop_leftover_staging(db: Database[mongo.Document], target: str, version: str) -> list[str]:
+    """Drop the staging copies of ``target`` of versions up to ``version``; returns their names.
+
+    Such a copy is this publish's own from an earlier attempt, or one that a killed publisher
+    left (models are published one run at a time, and a newer run would refuse this one). A
+    newer version's copy may belong to a run still writing, so it stays.
+    """
+    prefix = staging_name(target, "")
+    names = db.list_collection_names(filter={"name": {"$regex": f"^{re.escape(prefix)}"}})
+    dropped = sorted(name for name in names if name[len(prefix) :] <= version)
+    for name in dropped:
+        db.drop_collection(name)
+    return dropped
 
 
 def served_version(db: Database[mongo.Document], target: str) -> str | None:
@@ -81,7 +101,8 @@ def _write_and_swap(
     target = document.collection
     refuse_if_older(db, target, version)
     staging = staging_name(target, version)
-    db.drop_collection(staging)
+    if left := [name for name in drop_leftover_staging(db, target, version) if name != staging]:
+        log.warning("dropped staging copies left by publishes that died before their swap: %s", left)
     try:
         expected = documents.count()
         (
