@@ -527,8 +527,10 @@ def _compare(ours: float, best: float, ci: tuple[float, float], lower_is_better:
 
 def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
     """The numpy checks against what was published, the anchors, and the goals, for one pipeline run."""
-    published: dict[str, Any] = run["published"]
-    metrics: dict[str, dict[str, float | None]] = published["metrics"]
+    from recsys_assets.model.report import EvaluationReport
+
+    published = EvaluationReport.model_validate(run["published"])
+    metrics = published.metrics
     split = Split.read(run["ratings_uri"])
 
     # Our figures recomputed in numpy from the same split: the definitions agree, or the comparison is void.
@@ -561,7 +563,7 @@ def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
         "user_item_bias rmse": metrics["user_item_bias"]["rmse"],
         "global_mean rmse": metrics["global_mean"]["rmse"],
         **{f"{name} ndcg@10": metrics[name]["ndcg@10"] for name in baseline_ndcg},
-        "cold pairs": float(published["heldout_ratings_cold"]),
+        "cold pairs": float(published.counts.heldout_ratings_cold),
         "ranking reviewers": float(run["ranking_users_eligible"]),
     }
     checks = {
@@ -569,7 +571,7 @@ def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
         for name, mine in numpy_figures.items()
         for theirs in [spark_figures[name]]
     }
-    sampled = published["ranking_users"] < run["ranking_users_eligible"]
+    sampled = published.counts.ranking_users < run["ranking_users_eligible"]
     for name, check in checks.items():
         print(
             f"  check {name:24s} numpy {check['numpy']:.6f}  Spark {check['spark']}  "
@@ -598,16 +600,16 @@ def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
     served_ndcg_published = float(metrics[served]["ndcg@10"] or math.nan)
     popularity_ndcg = float(metrics["popularity"]["ndcg@10"] or math.nan)
     bias_rmse = float(metrics["user_item_bias"]["rmse"] or math.nan)
-    rmse_reason = [r for r in published["gate_reasons"] if r.startswith("RMSE")]
+    rmse_reason = [r for r in published.gate_reasons if r.startswith("RMSE")]
     result = {
         "dataset": run["dataset"],
         "split": run["split"],
-        "heldout_ratings": published["heldout_ratings"],
-        "heldout_ratings_cold": published["heldout_ratings_cold"],
-        "ranking_users": published["ranking_users"],
+        "heldout_ratings": published.counts.heldout_ratings,
+        "heldout_ratings_cold": published.counts.heldout_ratings_cold,
+        "ranking_users": published.counts.ranking_users,
         "ranking_users_sampled": sampled,
         "catalogue_size": run["catalogue_size"],
-        "gate_status": published["gate_status"],
+        "gate_status": published.gate_status,
         "gate_decision": run["gate_decision"],
         "lists_from": served,
         "heads": run["heads"],
@@ -632,7 +634,7 @@ def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
         "goals": {
             "lists beat popularity on NDCG@10": served_ndcg_published > popularity_ndcg,
             "rating head beats the bias baseline, or the gate says why not": model_rmse < bias_rmse
-            or (published["gate_status"] == "fail" and bool(rmse_reason)),
+            or (published.gate_status == "fail" and bool(rmse_reason)),
         },
     }
     result["goals"]["level with the best anchor on RMSE"] = result["rmse_vs_best_anchor"]["verdict"] != "behind"

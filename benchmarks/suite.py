@@ -142,8 +142,9 @@ def summary(outcomes: list[Outcome], quick: bool, when: datetime, commit: str, o
 def run_suite(benchmarks: tuple[Benchmark, ...], quick: bool, report: Path = REPORT) -> int:
     """Run every benchmark, write the summary; 0 only when every one ran to its end."""
     started = datetime.now(UTC)
+    commit = _commit()  # before the benchmarks rewrite BENCHMARKS.md, which would read as uncommitted changes
     outcomes = [run_one(benchmark, quick) for benchmark in benchmarks]
-    lines = summary(outcomes, quick, started, _commit(), machine())
+    lines = summary(outcomes, quick, started, commit, machine())
     write_section("summary", lines, "## Summary", first=True, report=report)
     print("\n".join(lines))
     failed = [o for o in outcomes if not o.ran]
