@@ -3,7 +3,9 @@
 Every line keeps its source file and 1-based line number, so a quarantined record can be
 traced back to the exact place it came from. Line numbers are derived from each file
 split's byte offset and the row position within the split, which avoids a Python
-round-trip per line (``rdd.zipWithIndex`` would ship every line through Python).
+round-trip per line (``rdd.zipWithIndex`` would ship every line through Python). The
+numbered lines are then spread over the shuffle partitions, because a ``.gz`` file is read as
+one split.
 """
 
 from __future__ import annotations
@@ -31,8 +33,15 @@ def numbered_lines(spark: SparkSession, files: Sequence[Path]) -> DataFrame:
     )
     earlier = Window.partitionBy("path").orderBy("block_start").rowsBetween(Window.unboundedPreceding, -1)
     blocks = blocks.withColumn("lines_before", F.coalesce(F.sum("block_lines").over(earlier), F.lit(0)))
-    return raw.join(F.broadcast(blocks), ["path", "block_start"]).select(
+    numbered = raw.join(F.broadcast(blocks), ["path", "block_start"]).select(
         "source_file",
         (F.col("row_id") - F.col("first_row_id") + F.col("lines_before") + 1).alias("line_number"),
         "value",
     )
+    # A gzip file is one split: one task would parse, and one cached block hold, a whole category
+    # (5M reviews do not fit a 2g driver so). Its lines are spread over the shuffle partitions,
+    # hashed by their place, so that a retried task gets the same rows.
+    spread = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+    if raw.rdd.getNumPartitions() < spread:
+        numbered = numbered.repartition(spread, "source_file", "line_number")
+    return numbered

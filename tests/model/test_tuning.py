@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,18 @@ SMALL = TuningConfig(
     ranks=[2, 4], reg_params=[0.05, 0.5], alphas=[1.0, 20.0], rungs=[2, 4], candidates=4, budget_s=86_400
 )
 """A grid small enough to check by hand, and a budget no machine spends: the time limit has its own test."""
+
+
+@pytest.fixture
+def spark(spark: SparkSession, tmp_path: Path) -> SparkSession:
+    """The session's Spark, checkpointing into this test's folder.
+
+    ALS checkpoints into the SparkContext's one checkpoint folder, which the last ``als_model``
+    set to its run folder of the model store (and deleted after). A fit here would otherwise
+    recreate that folder inside another test's store.
+    """
+    spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
+    return spark
 
 
 def _ratings(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 3) -> DataFrame:
