@@ -518,11 +518,11 @@ def _mean(values: Floats) -> Floats:
 
 
 def _compare(ours: float, best: float, ci: tuple[float, float], lower_is_better: bool) -> str:
-    """'ahead', 'level' (the 95% interval of the difference holds 0) or 'behind'."""
-    better = ours <= best if lower_is_better else ours >= best
-    if better:
-        return "ahead" if ours != best else "level"
-    return "level" if ci[0] <= 0.0 <= ci[1] else "behind"
+    """'level' when the 95% interval of the difference holds 0, else 'ahead' or 'behind' by the estimate."""
+    if ci[0] <= 0.0 <= ci[1]:
+        return "level"
+    better = ours < best if lower_is_better else ours > best
+    return "ahead" if better else "behind"
 
 
 def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:

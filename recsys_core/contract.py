@@ -44,6 +44,8 @@ WEB_REVIEWER_PREFIX = "web-"
 HTTP_URL = r"^https?://"
 """Only http(s) URLs are images; ``javascript:`` and ``data:`` never reach an ``<img src>``."""
 
+_HTTP_URL = re.compile(HTTP_URL, re.IGNORECASE)  # checked on every image of every list read or streamed
+
 KEY_SEPARATOR = ":"
 
 BaselineSource = Literal["popularity", "user_item_bias"]
@@ -70,7 +72,7 @@ def stored_time(when: datetime) -> datetime:
 
 def is_http_url(value: object) -> TypeGuard[str]:
     """Whether ``value`` is an http(s) URL: the one rule for every image a page or stream shows."""
-    return isinstance(value, str) and re.match(HTTP_URL, value, re.IGNORECASE) is not None
+    return isinstance(value, str) and _HTTP_URL.match(value) is not None
 
 
 def _http_url(value: str | None) -> str | None:
