@@ -45,7 +45,7 @@ import numpy as np
 import psutil
 
 from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
-from benchmarks.webapp import Shopper, StreamWatcher, constant, isolated_settings, log_in, seed, web
+from benchmarks.webapp import Shopper, StreamWatcher, constant, isolated_settings, log_in, seed, web, with_stream_cap
 from recsys_core import services
 from recsys_core.connections import project_database
 from recsys_core.contract import ALL_CATEGORIES, TOP_K, PopularItem, Recommendations, RecommendedItem
@@ -105,14 +105,6 @@ def _publish(settings: Settings, reviewers: list[str]) -> None:
         ]
     )
     db.client.close()
-
-
-def _web_settings(settings: Settings, home: Path) -> Settings:
-    """``settings`` with a state folder of the bench's own, whose instance config raises the stream cap."""
-    state = home / "web-state"
-    (state / "web").mkdir(parents=True, exist_ok=True)
-    (state / "web" / "config.py").write_text(f"STREAM_MAX_OPEN = {STREAM_MAX_OPEN_LOAD}\n")
-    return settings.model_copy(update={"state_dir": state})
 
 
 class MemorySampler:
@@ -210,7 +202,7 @@ def load_test(
 ) -> tuple[dict[str, Any], list[Shopper]]:
     """The figures, and the logged-in shoppers (their sessions outlive this server)."""
     base = f"http://127.0.0.1:{PORT}"
-    web_settings = _web_settings(settings, home)
+    web_settings = with_stream_cap(settings, home, STREAM_MAX_OPEN_LOAD)
     with web(web_settings, home / "web-load.log", PORT, LOAD_WORKERS, LOAD_THREADS) as server:
         shoppers = log_in(base, reviewers)
         memory = MemorySampler(server.pid)
@@ -276,7 +268,8 @@ def api_against_anchor(settings: Settings, shoppers: list[Shopper], seconds: int
     base = f"http://127.0.0.1:{PORT}"
     owners = home / "owners.tsv"
     runs: dict[str, dict[str, Any]] = {"api": {}, "anchor": {}}
-    with web(_web_settings(settings, home), home / "web-api.log", PORT, SERVE_WORKERS, SERVE_THREADS):
+    serving = with_stream_cap(settings, home, STREAM_MAX_OPEN_LOAD)
+    with web(serving, home / "web-api.log", PORT, SERVE_WORKERS, SERVE_THREADS):
         owners.write_text("".join(f"{s.reviewer}\t{s.cookie}\n" for s in shoppers))
         body = shoppers[0].open(f"/api/v1/recommendations/{shoppers[0].reviewer}").read().decode()
         for connections in (16, 64):

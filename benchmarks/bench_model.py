@@ -44,7 +44,7 @@ from confluent_kafka import TopicPartition
 
 from benchmarks.bench_scale import CATEGORY, MODEL_OPS, numpy_top_k_anchor
 from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
-from benchmarks.webapp import PASSWORD, StreamWatcher, log_in, percentiles, web
+from benchmarks.webapp import PASSWORD, log_in, percentiles, watch_streams, web, with_stream_cap
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
 from recsys_core.services.kafka import ensure_topics
@@ -150,9 +150,9 @@ def measure_streams(settings: Settings, version: str, rounds: int, home: Path) -
     db = project_database(settings)
     port = _free_port()
     local = settings.model_copy(update={"web_cookie_secure": False})  # plain http on 127.0.0.1
-    with web(local, home / "web.log", port, workers=4, threads=16):
+    with web(with_stream_cap(local, home, len(watched)), home / "web.log", port, workers=4, threads=16):
         base = f"http://127.0.0.1:{port}"
-        streams = {shopper.reviewer: StreamWatcher(shopper) for shopper in log_in(base, watched)}
+        streams = {stream.reviewer: stream for stream in watch_streams(log_in(base, watched))}
         time.sleep(2)  # every stream is assigned its partitions
         ours, ours_missing = _rounds(
             rounds,

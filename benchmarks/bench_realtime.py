@@ -36,7 +36,7 @@ import numpy as np
 from confluent_kafka import TopicPartition
 
 from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
-from benchmarks.webapp import StreamWatcher, isolated_settings, log_in, percentiles, process, seed, web
+from benchmarks.webapp import isolated_settings, log_in, percentiles, process, seed, watch_streams, web, with_stream_cap
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
 from recsys_core.contract import Interaction, stored_time
@@ -44,8 +44,9 @@ from recsys_core.services.kafka import ensure_topics
 from recsys_core.settings import Settings, get_settings
 
 WEB_WORKERS = 4
-STREAMS = 6 * WEB_WORKERS
-"""Open /stream connections: each worker's cap (STREAM_MAX_OPEN, 6) times the workers."""
+STREAMS = 24
+"""Open /stream connections: as many as the default cap (STREAM_MAX_OPEN, 6 per worker) would take, if
+gunicorn spread them evenly; each worker's cap is raised to all of them, since it does not."""
 WARMUP = 50
 """Events sent first and not measured, on every path alike: connections, fetch sessions and caches warm up."""
 
@@ -86,10 +87,11 @@ def measure_latency(settings: Settings, events: int, users: int, rate: float, ho
                 if document.get("reviewerID") in listed:
                     listed[document["reviewerID"]].append((time.time(), document["updated_at"]))
 
-    with _updater(settings, home), web(settings, home / "web.log", port, WEB_WORKERS, threads=16):
+    serving = with_stream_cap(settings, home, STREAMS)
+    with _updater(settings, home), web(serving, home / "web.log", port, WEB_WORKERS, threads=16):
         watcher = threading.Thread(target=watch_lists, daemon=True)
         watcher.start()
-        streams = [StreamWatcher(shopper) for shopper in log_in(f"http://127.0.0.1:{port}", reviewers[:STREAMS])]
+        streams = watch_streams(log_in(f"http://127.0.0.1:{port}", reviewers[:STREAMS]))
         time.sleep(2)  # every stream is assigned its partitions
         producer = kafka_producer(settings.effective_kafka_bootstrap, message_timeout_ms=10_000)
         sent: list[tuple[Interaction, float]] = []

@@ -155,6 +155,27 @@ def _answers(port: int) -> Callable[[], bool]:
     return answers
 
 
+def with_stream_cap(settings: Settings, home: Path, streams_per_worker: int) -> Settings:
+    """``settings`` with a state folder of the bench's own, whose instance config lets each worker hold
+    ``streams_per_worker`` open streams (STREAM_MAX_OPEN): gunicorn spreads connections unevenly, so a
+    cap of exactly streams / workers refuses some."""
+    state = home / "web-state"
+    (state / "web").mkdir(parents=True, exist_ok=True)
+    (state / "web" / "config.py").write_text(f"STREAM_MAX_OPEN = {streams_per_worker}\n")
+    return settings.model_copy(update={"state_dir": state})
+
+
+def watch_streams(shoppers: list[Shopper]) -> list[StreamWatcher]:
+    """Each shopper's open ``/stream``; a refused one is an error, since its samples would be counted as lost."""
+    streams = [StreamWatcher(shopper) for shopper in shoppers]
+    refused = [f"{s.reviewer}: {s.error}" for s in streams if s.error is not None]
+    if refused:
+        for stream in streams:
+            stream.close()
+        raise RuntimeError(f"{len(refused)} of {len(streams)} streams were refused: {refused[:3]}")
+    return streams
+
+
 def web(settings: Settings, log: Path, port: int, workers: int, threads: int) -> Any:
     """The web app under gunicorn on ``port``; the context's value is gunicorn's master process."""
     serving = f"from recsys_web.server import serve; serve(port={port}, workers={workers}, threads={threads})"
