@@ -517,7 +517,7 @@ def _mean(values: Floats) -> Floats:
     return np.asarray(values.mean(axis=-1), dtype=np.float64)
 
 
-def _compare(ours: float, best: float, ci: tuple[float, float], lower_is_better: bool) -> str:
+def compare(ours: float, best: float, ci: tuple[float, float], lower_is_better: bool) -> str:
     """'level' when the 95% interval of the difference holds 0, else 'ahead' or 'behind' by the estimate."""
     if ci[0] <= 0.0 <= ci[1]:
         return "level"
@@ -624,12 +624,12 @@ def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
         "rmse_vs_best_anchor": {
             "ratio": model_rmse / best_rmse["rmse"],
             "difference_ci95": rmse_ci,
-            "verdict": _compare(model_rmse, best_rmse["rmse"], rmse_ci, lower_is_better=True),
+            "verdict": compare(model_rmse, best_rmse["rmse"], rmse_ci, lower_is_better=True),
         },
         "ndcg_vs_best_anchor": {
             "ratio": served_ndcg_published / best_ndcg["ndcg@10"] if best_ndcg["ndcg@10"] else math.nan,
             "difference_ci95": ndcg_ci,
-            "verdict": _compare(served_ndcg_published, best_ndcg["ndcg@10"], ndcg_ci, lower_is_better=False),
+            "verdict": compare(served_ndcg_published, best_ndcg["ndcg@10"], ndcg_ci, lower_is_better=False),
         },
         "goals": {
             "lists beat popularity on NDCG@10": served_ndcg_published > popularity_ndcg,

@@ -10,7 +10,16 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks.bench_quality import DampedBiases, Split, global_scorer, ndcg_at_k, ranking_ndcg, rating_metrics, top_k
+from benchmarks.bench_quality import (
+    DampedBiases,
+    Split,
+    compare,
+    global_scorer,
+    ndcg_at_k,
+    ranking_ndcg,
+    rating_metrics,
+    top_k,
+)
 from recsys_assets.model.biases import BASELINE, fit_biases, with_baseline
 from recsys_assets.model.evaluation import ranking_metrics
 from recsys_assets.model.ranking import global_top_k
@@ -29,6 +38,23 @@ def test_ndcg_by_hand() -> None:
     ideal3 = 1 + 1 / math.log2(3) + 1 / math.log2(4)
     expected = [(1 / math.log2(3) + 1 / math.log2(4)) / ideal3, 0.0, 1 / (1 + 1 / math.log2(3))]
     assert ndcg == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("ours", "best", "interval", "lower_is_better", "verdict"),
+    [
+        (0.30, 0.31, (-0.05, 0.02), True, "level"),  # a better estimate within noise is level, not ahead
+        (0.30, 0.35, (-0.08, -0.01), True, "ahead"),
+        (0.40, 0.35, (0.01, 0.09), True, "behind"),
+        (0.95, 0.96, (-0.02, -0.003), False, "behind"),
+        (0.99, 0.96, (0.01, 0.05), False, "ahead"),
+        (0.96, 0.96, (0.0, 0.0), False, "level"),
+    ],
+)
+def test_compare_calls_a_difference_within_its_interval_level(
+    ours: float, best: float, interval: tuple[float, float], lower_is_better: bool, verdict: str
+) -> None:
+    assert compare(ours, best, interval, lower_is_better) == verdict
 
 
 def _ratings(seed: int) -> pd.DataFrame:
