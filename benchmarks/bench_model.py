@@ -18,12 +18,13 @@ process and Spark session:
    (``bench_scale.numpy_top_k_anchor``). Goal: at most 3x.
 3. A batch publish reaching an open ``/stream``: the web app runs (``webapp.web``, 4 workers), 12
    reviewers spread over the batch are logged in with their stream open, and the published
-   lists are announced again, as ``user_recommendations`` announces them
-   (``KafkaResource.announce`` of ``batch_events``), ``--rounds`` times after one unmeasured
-   round; each sample is the time from the start of the announcement to the list's arrival
-   on the reviewer's stream.
-   The anchor: the same messages (read and encoded beforehand) produced to a fresh topic on
-   the same broker and read by a bare consumer, timed the same way for the same reviewers.
+   lists (read back into Spark and cached, as the publish has them cached) are announced
+   again as ``user_recommendations`` announces them (``publishing.announce``: encoded and
+   produced by the executors), ``--rounds`` times after one unmeasured round; each sample is
+   the time from the start of the announcement to the list's arrival on the reviewer's stream.
+   The anchor: the same messages (encoded and collected beforehand) produced by one producer
+   to a fresh topic on the same broker and read by a bare consumer, timed the same way for the
+   same reviewers.
    Goal: p99 at most 2x the anchor's.
 """
 
@@ -38,7 +39,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import TopicPartition
 
@@ -47,12 +48,16 @@ from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_se
 from benchmarks.webapp import PASSWORD, log_in, percentiles, watch_streams, web, with_stream_cap
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
+from recsys_core.contract import Recommendations
 from recsys_core.services.kafka import ensure_topics
 from recsys_core.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 ALS_GOAL, TOP_K_GOAL, STREAM_GOAL = 1.2, 3.0, 2.0
 WATCHED = 12
-"""Open streams: well inside the web app's four workers' stream caps (6 each) however gunicorn spreads them."""
+"""Open streams; each worker's cap is raised to all of them (``webapp.with_stream_cap``)."""
 ARRIVAL_WAIT_S = 60.0
 """How long a round waits for every watched list; a list that never arrives is counted as missing."""
 
@@ -140,14 +145,26 @@ def _rounds(rounds: int, watched: list[str], announce: Any, arrivals: Any) -> tu
     return samples, missing
 
 
-def measure_streams(settings: Settings, version: str, rounds: int, home: Path) -> dict[str, Any]:
+def measure_streams(settings: Settings, spark: SparkSession, version: str, rounds: int, home: Path) -> dict[str, Any]:
     """The batch announcement reaching open streams, and the bare produce -> consume of the same messages."""
-    from recsys_assets.definitions import build_resources
-    from recsys_assets.model.publishing import batch_events
+    from pyspark.sql import functions as F
 
+    from recsys_assets.definitions import build_resources
+    from recsys_assets.documents import conform
+    from recsys_assets.model.publishing import announce, announcements
+
+    resources = build_resources(settings)
+    kafka = resources["kafka"]
+    lists = conform(
+        spark.read.format("mongodb")
+        .options(**resources["mongo"].spark_options())
+        .option("collection", mongo.RECOMMENDATIONS)
+        .load()
+        .where(F.col("model_version") == version),
+        Recommendations,
+    ).cache()
+    messages = [(row["key"].encode(), row["value"].encode()) for row in announcements(lists).collect()]
     watched = _watch(settings, version)
-    kafka = build_resources(settings)["kafka"]
-    db = project_database(settings)
     port = _free_port()
     local = settings.model_copy(update={"web_cookie_secure": False})  # plain http on 127.0.0.1
     with web(with_stream_cap(local, home, len(watched)), home / "web.log", port, workers=4, threads=16):
@@ -157,11 +174,10 @@ def measure_streams(settings: Settings, version: str, rounds: int, home: Path) -
         ours, ours_missing = _rounds(
             rounds,
             watched,
-            lambda: kafka.announce(batch_events(db, version)),
+            lambda: announce(lists, kafka),
             lambda r: [when for when, _ in streams[r].arrivals],
         )
-    messages = list(batch_events(db, version))
-    db.client.close()
+    lists.unpersist()
     bare, bare_missing = _bare_rounds(settings, messages, watched, rounds)
     return {
         "lists": len(messages),
@@ -259,7 +275,7 @@ def main() -> None:
     reviewers = ratings.where(F.col("split") == TRAIN).select("reviewerID").distinct().cache()
     numpy_s = numpy_top_k_anchor(model, ratings, reviewers)
 
-    streams = measure_streams(settings, handle.version, args.rounds, logs_folder("model"))
+    streams = measure_streams(settings, spark, handle.version, args.rounds, logs_folder("model"))
     spark.stop()
 
     heads = model.heads

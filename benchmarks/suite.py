@@ -39,9 +39,7 @@ class Benchmark:
 # floor is the four pipeline runs (model, scale's two sizes, quality's one dataset), each about 1.5 min at any
 # small size.
 BENCHMARKS = (
-    Benchmark(
-        "ingest (issue 12, item 1)", "benchmarks.bench_ingest", ("--reviews", "50000"), ("--reviews", "1000000")
-    ),
+    Benchmark("ingest (issue 12, item 1)", "benchmarks.bench_ingest", ("--reviews", "50000"), ("--reviews", "1000000")),
     Benchmark(
         "model and batch publish (items 2, 3, 5)",
         "benchmarks.bench_model",

@@ -3,12 +3,14 @@
 A publishing asset builds its documents with Spark, then ``conform`` selects the contract's
 fields, in the contract's order and types (derived from the class, not written again), and
 adds ``_id`` by the contract's key rule. A field the contract has and the frame lacks is an
-error here, before anything is written.
+error here, before anything is written. ``event_json`` writes a Kafka event of the contract
+from such a frame, so the executors can announce what was published.
 """
 
 from __future__ import annotations
 
 import types
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -27,7 +29,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from recsys_core.contract import HTTP_URL, KEY_SEPARATOR, MongoDocument
+from recsys_core.contract import HTTP_URL, KEY_SEPARATOR, KafkaEvent, MongoDocument
 
 _SCALARS: dict[Any, DataType] = {
     str: StringType(),
@@ -61,6 +63,16 @@ def conform(frame: DataFrame, document: type[MongoDocument]) -> DataFrame:
 def contract_struct(model: type[BaseModel]) -> Column:
     """A struct column of ``model``'s fields in the contract's order, from same-named columns."""
     return F.struct(*model.model_fields)
+
+
+def event_json(event: type[KafkaEvent], renamed: Mapping[str, str]) -> Column:
+    """``event``'s JSON as its ``decode`` reads it, from same-named columns (or ``renamed[field]``).
+
+    Nulls are written, not left out, since the contract's nullable fields have no defaults;
+    times are ISO 8601 in UTC (the session's zone) to the millisecond, as MongoDB keeps them.
+    """
+    fields = F.struct(*(F.col(renamed.get(name, name)).alias(name) for name in event.model_fields))
+    return F.to_json(fields, {"ignoreNullFields": "false", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"})
 
 
 def http_url_or_null(column: str) -> Column:

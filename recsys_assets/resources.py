@@ -6,18 +6,16 @@ configures them all from the one ``RECSYS_*`` settings surface.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
-from confluent_kafka import KafkaError, Message
 from dagster import ConfigurableResource, InitResourceContext
 from pymongo.database import Database
 
 from recsys_assets.data_files import CategoryFiles, discover
 from recsys_core import mongo
-from recsys_core.connections import kafka_producer, mongo_client
+from recsys_core.connections import mongo_client
 
 
 def label_run(context: InitResourceContext, tags: Mapping[str, str]) -> None:
@@ -77,38 +75,10 @@ class RawDataResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagste
         return found
 
 
-class DeliveryReport(NamedTuple):
-    delivered: int
-    failed: int
-
-
 class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]  # Dagster's generic resource base
-    """Kafka, for assets that announce what they published on the ``recommendations`` topic."""
+    """Kafka, for assets that announce what they published on the ``recommendations`` topic
+    (``publishing.announce``, from the Spark executors)."""
 
     bootstrap_servers: str
     topic_recommendations: str
     delivery_timeout_s: float = 30.0
-
-    def announce(self, messages: Iterable[tuple[bytes, bytes]]) -> DeliveryReport:
-        """Produce (key, value) pairs to the recommendations topic and wait for every delivery report.
-
-        A message not confirmed within ``delivery_timeout_s`` counts as failed; nothing raises,
-        because MongoDB, not Kafka, is the record of what was published.
-        """
-        timeout_ms = int(self.delivery_timeout_s * 1000)
-        producer = kafka_producer(self.bootstrap_servers, timeout_ms)
-        outcomes = {"delivered": 0, "failed": 0}
-
-        def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            outcomes["failed" if error else "delivered"] += 1
-
-        for key, value in messages:
-            while True:
-                try:
-                    producer.produce(self.topic_recommendations, key=key, value=value, on_delivery=on_delivery)
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain
-                    producer.poll(0.5)
-            producer.poll(0)
-        unconfirmed = producer.flush(self.delivery_timeout_s + 5)
-        return DeliveryReport(outcomes["delivered"], outcomes["failed"] + unconfirmed)

@@ -11,9 +11,10 @@ is what keeps a web page from hanging on a mongod that stops answering.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -54,6 +55,37 @@ def kafka_producer(bootstrap_servers: str, message_timeout_ms: int, logger: logg
     if logger is not None:
         config["logger"] = logger
     return Producer(config)
+
+
+class DeliveryReport(NamedTuple):
+    delivered: int
+    failed: int
+
+
+def deliver(
+    messages: Iterable[tuple[bytes, bytes]], bootstrap_servers: str, topic: str, timeout_s: float
+) -> DeliveryReport:
+    """Produce (key, value) pairs to ``topic`` on a producer of their own and wait for every delivery report.
+
+    A message not confirmed within ``timeout_s`` counts as failed; nothing raises, because
+    MongoDB, not Kafka, is the record of what was published.
+    """
+    producer = kafka_producer(bootstrap_servers, int(timeout_s * 1000))
+    outcomes = {"delivered": 0, "failed": 0}
+
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        outcomes["failed" if error else "delivered"] += 1
+
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.5)
+        producer.poll(0)
+    unconfirmed = producer.flush(timeout_s + 5)
+    return DeliveryReport(outcomes["delivered"], outcomes["failed"] + unconfirmed)
 
 
 def kafka_consumer(bootstrap_servers: str, group_id: str, **config: Any) -> Consumer:

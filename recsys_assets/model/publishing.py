@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import datetime
-from itertools import islice
 
 from pymongo.database import Database
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, Row, Window
 from pyspark.sql import functions as F
 
-from recsys_assets.documents import conform, contract_struct
+from recsys_assets.documents import conform, contract_struct, event_json
 from recsys_assets.model.evaluation import MODEL, baseline_scores
 from recsys_assets.model.features import TRAIN
 from recsys_assets.model.ranking import ItemFactorTable, cosine, dot, global_top_k, model_top_k
 from recsys_assets.model.training import TrainedModel
-from recsys_assets.resources import MongoResource
+from recsys_assets.resources import KafkaResource, MongoResource
 from recsys_core import mongo
+from recsys_core.connections import DeliveryReport, deliver
 from recsys_core.contract import (
     ALL_CATEGORIES,
     BECAUSE_PREFIX,
@@ -137,13 +137,28 @@ def refuse_if_older(db: Database[mongo.Document], target: str, version: str) -> 
         )
 
 
-def batch_events(db: Database[mongo.Document], version: str, batch_size: int = 1000) -> Iterator[tuple[bytes, bytes]]:
-    """The ``recommendations`` topic's (key, value) for each list of ``version`` now served, read back as served."""
-    cursor = db[Recommendations.collection].find({"model_version": version}, batch_size=batch_size)
-    while batch := list(islice(cursor, batch_size)):
-        for stored in batch:
-            event = RecommendationEvent.of(Recommendations.from_document(stored))
-            yield event.message_key(), event.encode()
+def announcements(lists: DataFrame) -> DataFrame:
+    """``key`` (the reviewerID) and ``value`` (the ``RecommendationEvent``'s JSON) of each published list."""
+    return lists.select(
+        F.col("reviewerID").alias("key"), event_json(RecommendationEvent, {"ts": "updated_at"}).alias("value")
+    )
+
+
+def announce(lists: DataFrame, kafka: KafkaResource) -> DeliveryReport:
+    """Each of the published ``lists`` as a ``RecommendationEvent`` on the recommendations topic.
+
+    The executors encode (``event_json``: the event's ``ts`` is the list's ``updated_at``) and
+    produce them, a producer per partition, so no list passes through the driver or a Python
+    object; consumers validate each event as they decode it. Call it after the swap, so a
+    reviewer who reads their list on the event gets the new one.
+    """
+    bootstrap, topic, timeout_s = kafka.bootstrap_servers, kafka.topic_recommendations, kafka.delivery_timeout_s
+
+    def produce(rows: Iterable[Row]) -> list[DeliveryReport]:
+        return [deliver(((row["key"].encode(), row["value"].encode()) for row in rows), bootstrap, topic, timeout_s)]
+
+    reports = announcements(lists).rdd.mapPartitions(produce).collect()
+    return DeliveryReport(sum(r.delivered for r in reports), sum(r.failed for r in reports))
 
 
 def recommendation_documents(

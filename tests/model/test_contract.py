@@ -7,10 +7,24 @@ this fails, whatever the web tests' own documents say.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from pyspark.sql import SparkSession
 
-from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Product, Recommendations
+from recsys_assets.documents import conform, spark_schema
+from recsys_assets.model.publishing import announcements
+from recsys_core.contract import (
+    TOP_K,
+    ItemFactor,
+    MongoDocument,
+    PopularItem,
+    Product,
+    RecommendationEvent,
+    Recommendations,
+    RecommendedItem,
+    stored_time,
+)
 from recsys_web.recommendations import load_popular, load_recommendations
 from tests.model.conftest import Published
 from tests.web.conftest import login, make_app, register
@@ -60,3 +74,24 @@ def test_the_api_answers_a_real_reviewer_with_the_published_list(published: Publ
     assert body["fallback"] is False
     assert body["model_version"] == doc["model_version"]
     assert [item["asin"] for item in body["items"]] == [item["asin"] for item in doc["items"]]
+
+
+def test_a_list_announced_by_spark_decodes_as_the_event_of_the_stored_list(spark: SparkSession) -> None:
+    """Nulls, awkward text, unrounded floats and the millisecond time survive Spark's ``to_json``."""
+    items = [
+        RecommendedItem(asin="B0001", score=0.1 + 0.2, title='A "quoted" <b>title</b> \u00e9\u4e2d', image=None,
+                        price=None, because=None, because_asin=None),
+        RecommendedItem(asin="B0002", score=-1e-300, title=None, image="https://example.org/a.jpg", price=9.49,
+                        because="Because you rated \\ something", because_asin="B0009"),
+    ]  # fmt: skip
+    stored = Recommendations(
+        reviewerID="A1ZQ9X2",
+        items=items,
+        model_version="20261203T000000Z-x",
+        source="batch",
+        updated_at=stored_time(datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=UTC)),
+    )
+    frame = spark.createDataFrame([stored.model_dump()], schema=spark_schema(Recommendations))
+    (row,) = announcements(conform(frame, Recommendations)).collect()
+    assert row["key"] == stored.reviewerID
+    assert RecommendationEvent.decode(row["value"]) == RecommendationEvent.of(stored)

@@ -9,6 +9,7 @@ for a model that passed, so a failed one leaves the last good model's in place.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from dagster_pyspark import PySparkResource
@@ -19,8 +20,8 @@ from recsys_assets.catalog import OWNERS, PUBLISHED_FRESHNESS, Stage, stage_tags
 from recsys_assets.model.assets.stage import PUBLISH_GROUP, Timer, read_ratings
 from recsys_assets.model.handles import EvaluationHandle
 from recsys_assets.model.publishing import (
+    announce,
     atomic_publish,
-    batch_events,
     item_factor_documents,
     popular_documents,
     recommendation_documents,
@@ -32,7 +33,15 @@ from recsys_assets.model.store import ModelStore
 from recsys_assets.model.training import load_model
 from recsys_assets.resources import KafkaResource, MongoResource
 from recsys_assets.spark_steps import spark_step
-from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
+from recsys_core.contract import (
+    TOP_K,
+    ItemFactor,
+    MongoDocument,
+    PopularItem,
+    Recommendations,
+    SimilarProducts,
+    stored_time,
+)
 
 
 class PopularConfig(Config):
@@ -65,22 +74,33 @@ def _held_back(
 
 
 def _publish(
-    mongo: MongoResource, document: type[MongoDocument], version: str, documents: DataFrame, timer: Timer
+    mongo: MongoResource,
+    document: type[MongoDocument],
+    version: str,
+    documents: DataFrame,
+    timer: Timer,
+    announce_on: KafkaResource | None = None,
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
-    """Swap ``documents`` in; they are cached meanwhile, as the publish counts them and then writes them."""
+    """Swap ``documents`` in, then announce them on ``announce_on``'s topic if given; they are cached
+    meanwhile, as the publish counts them, writes them and the announcement reads them again."""
     documents.cache()
     try:
         published = atomic_publish(mongo, document, version, documents)
+        report = announce(documents, announce_on) if announce_on is not None else None
     finally:
         documents.unpersist()
-    return MaterializeResult(
-        metadata={
-            "collection": f"{mongo.database}.{document.collection}",
-            "dagster/row_count": published,
-            "model_version": version,
-            "duration_s": timer.seconds,
+    metadata: dict[str, Any] = {
+        "collection": f"{mongo.database}.{document.collection}",
+        "dagster/row_count": published,
+        "model_version": version,
+    }
+    if announce_on is not None and report is not None:
+        metadata |= {
+            "announced": report.delivered,
+            "announce_failed": report.failed,
+            "topic": announce_on.topic_recommendations,
         }
-    )
+    return MaterializeResult(metadata={**metadata, "duration_s": timer.seconds})
 
 
 @asset(
@@ -116,21 +136,17 @@ def user_recommendations(
         ratings,
         read_products(spark, mongo),
         TOP_K,
-        datetime.now(UTC),
+        stored_time(datetime.now(UTC)),  # as MongoDB keeps it, so the announced time is the stored one
         model_evaluation.serves,
         model_evaluation.decision,
     )
-    published = _publish(mongo, Recommendations, model.version, documents, timer)
-    with mongo.db() as db:
-        report = kafka.announce(batch_events(db, model.version))
-    if report.failed:
-        context.log.warning(f"{report.failed} of the published lists were not confirmed by Kafka")
+    published = _publish(mongo, Recommendations, model.version, documents, timer, announce_on=kafka)
+    metadata = dict(published.metadata or {})
+    if metadata["announce_failed"]:
+        context.log.warning(f"{metadata['announce_failed']} of the published lists were not confirmed by Kafka")
     return MaterializeResult(
         metadata={
-            **(published.metadata or {}),
-            "announced": report.delivered,
-            "announce_failed": report.failed,
-            "topic": kafka.topic_recommendations,
+            **metadata,
             "lists_from": model_evaluation.serves,
             "gate_decision": model_evaluation.decision,
             "duration_s": timer.seconds,
