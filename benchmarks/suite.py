@@ -36,7 +36,7 @@ class Benchmark:
 
 
 # Cheapest first, so a quick run reports something early. --quick keeps every benchmark to small sizes; its
-# floor is the four pipeline runs (model, scale's two sizes, quality's one dataset), each about 1.5 min at any
+# floor is the four pipeline runs (model, scale's two sizes, quality's one dataset), each about 2 min at any
 # small size.
 BENCHMARKS = (
     Benchmark("ingest (issue 12, item 1)", "benchmarks.bench_ingest", ("--reviews", "50000"), ("--reviews", "1000000")),

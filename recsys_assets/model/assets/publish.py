@@ -83,24 +83,25 @@ def _publish(
 ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster's generic result, with no value
     """Swap ``documents`` in, then announce them on ``announce_on``'s topic if given; they are cached
     meanwhile, as the publish counts them, writes them and the announcement reads them again."""
+    announced: dict[str, Any] = {}
     documents.cache()
     try:
         published = atomic_publish(mongo, document, version, documents)
-        report = announce(documents, announce_on) if announce_on is not None else None
+        if announce_on is not None:
+            report = announce(documents, announce_on)
+            topic = announce_on.topic_recommendations
+            announced = {"announced": report.delivered, "announce_failed": report.failed, "topic": topic}
     finally:
         documents.unpersist()
-    metadata: dict[str, Any] = {
-        "collection": f"{mongo.database}.{document.collection}",
-        "dagster/row_count": published,
-        "model_version": version,
-    }
-    if announce_on is not None and report is not None:
-        metadata |= {
-            "announced": report.delivered,
-            "announce_failed": report.failed,
-            "topic": announce_on.topic_recommendations,
+    return MaterializeResult(
+        metadata={
+            "collection": f"{mongo.database}.{document.collection}",
+            "dagster/row_count": published,
+            "model_version": version,
+            **announced,
+            "duration_s": timer.seconds,
         }
-    return MaterializeResult(metadata={**metadata, "duration_s": timer.seconds})
+    )
 
 
 @asset(
