@@ -203,13 +203,17 @@ def _write_report(results: list[dict[str, Any]], exponent: float | None) -> None
         )
     measured = [r for r in results if "failed" not in r]
     sizes = ", ".join(f"{r['reviews']:,}" for r in measured)
-    fit = f"Growth exponent of total time against reviews, over {sizes}: **{exponent:.2f}** (goal ≤ 1.1)."
+    fit = (
+        f"Growth exponent of total time against reviews, over {sizes}: **{exponent:.2f}** (goal ≤ 1.1)."
+        if exponent is not None
+        else f"No growth exponent: it needs two measured sizes (measured: {sizes or 'none'})."
+    )
     lines = [
         provenance("`amazon-5core` shape, one category, `recsys run` defaults"),
         "",
         *rows,
         "",
-        fit if exponent else "",
+        fit,
         "",
         "![scale](benchmarks/results/scale.png)",
     ]

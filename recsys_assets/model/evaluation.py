@@ -22,6 +22,7 @@ NDCG@10 (``best_baseline``) serves the reviewers' lists instead.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,11 +50,21 @@ Metrics = dict[str, float | None]
 
 
 def rating_metrics(predictions: DataFrame, prediction: Column) -> Metrics:
-    error = prediction - F.col("overall")
-    row = predictions.agg(F.sqrt(F.avg(error * error)), F.avg(F.abs(error))).first()
-    if row is None or row[0] is None:
-        return {"rmse": None, "mae": None}
-    return {"rmse": float(row[0]), "mae": float(row[1])}
+    return rating_metrics_of(predictions, {"": prediction})[""]
+
+
+def rating_metrics_of(predictions: DataFrame, predictors: dict[str, Column]) -> dict[str, Metrics]:
+    """RMSE and MAE of each named predictor against ``overall``, all in one pass over ``predictions``."""
+    aggregates: list[Column] = []
+    for name, prediction in predictors.items():
+        error = prediction - F.col("overall")
+        aggregates += [F.sqrt(F.avg(error * error)).alias(f"{name}/rmse"), F.avg(F.abs(error)).alias(f"{name}/mae")]
+    row = predictions.agg(*aggregates).first()
+    values = {} if row is None else row.asDict()
+    return {
+        name: {m: None if values.get(f"{name}/{m}") is None else float(values[f"{name}/{m}"]) for m in ("rmse", "mae")}
+        for name in predictors
+    }
 
 
 def _ideal_dcg(relevant: Column, k: int) -> Column:
@@ -68,41 +79,60 @@ def ranking_metrics(top: DataFrame, relevant: DataFrame, reviewers: DataFrame, c
     ``top`` holds (reviewerID, asin, rank) with rank 1..max(cutoffs); ``relevant`` holds the
     (reviewerID, asin) pairs that count as hits; ``reviewers`` are those evaluated.
     """
+    return ranking_metrics_of({"": top}, relevant, reviewers, cutoffs)[""]
+
+
+def ranking_metrics_of(
+    tops: dict[str, DataFrame], relevant: DataFrame, reviewers: DataFrame, cutoffs: tuple[int, ...]
+) -> dict[str, Metrics]:
+    """``ranking_metrics`` of each named method's top lists, in one query grouped by method.
+
+    A reviewer is evaluated when they are in ``reviewers`` and have a relevant item; one without
+    a hit adds 0 to every sum, so each average is a sum over the hit rows divided by their number.
+    """
+    method = "method"
     per_user_relevant = relevant.groupBy("reviewerID").agg(F.count(F.lit(1)).alias("n_relevant"))
-    evaluated = reviewers.select("reviewerID").distinct().join(per_user_relevant, "reviewerID")
+    evaluated = reviewers.select("reviewerID").distinct().join(per_user_relevant, "reviewerID").cache()
+    n_evaluated = evaluated.count()
+    listed = [top.select(F.lit(name).alias(method), "reviewerID", "asin", "rank") for name, top in tops.items()]
     hits = (
-        top.select("reviewerID", "asin", "rank")
+        functools.reduce(DataFrame.unionByName, listed)
         .join(relevant.select("reviewerID", "asin").withColumn("hit", F.lit(1)), ["reviewerID", "asin"], "left")
         .fillna(0, ["hit"])
-        .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy("reviewerID").orderBy("rank")))
+        .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy(method, "reviewerID").orderBy("rank")))
     )
-    aggregates: list[Column] = []
+    n_rel = F.col("n_relevant")
+    sums: list[Column] = []
     for k in cutoffs:
-        at_k = F.col("rank") <= k
-        aggregates += [
-            F.sum(F.when(at_k, F.col("hit")).otherwise(0)).alias(f"hits_{k}"),
-            F.sum(F.when(at_k, F.col("hit") / F.log2(F.col("rank") + 1)).otherwise(0.0)).alias(f"dcg_{k}"),
-            F.sum(F.when(at_k, F.col("hit") * F.col("hits_so_far") / F.col("rank")).otherwise(0.0)).alias(f"ap_{k}"),
+        at_k, hit = F.col("rank") <= k, F.col("hit")
+        sums += [
+            F.sum(F.when(at_k, hit / k).otherwise(0.0)).alias(f"precision@{k}"),
+            F.sum(F.when(at_k, hit / n_rel).otherwise(0.0)).alias(f"recall@{k}"),
+            F.sum(F.when(at_k, hit / F.log2(F.col("rank") + 1) / _ideal_dcg(n_rel, k)).otherwise(0.0)).alias(
+                f"ndcg@{k}"
+            ),
+            F.sum(
+                F.when(at_k, hit * F.col("hits_so_far") / F.col("rank") / F.least(n_rel, F.lit(k))).otherwise(0.0)
+            ).alias(f"map@{k}"),
         ]
-    per_user = evaluated.join(hits.groupBy("reviewerID").agg(*aggregates), "reviewerID", "left").fillna(0)
-    averages: list[Column] = []
-    for k in cutoffs:
-        n_rel = F.col("n_relevant")
-        averages += [
-            F.avg(F.col(f"hits_{k}") / k).alias(f"precision@{k}"),
-            F.avg(F.col(f"hits_{k}") / n_rel).alias(f"recall@{k}"),
-            F.avg(F.col(f"dcg_{k}") / _ideal_dcg(n_rel, k)).alias(f"ndcg@{k}"),
-            F.avg(F.col(f"ap_{k}") / F.least(n_rel, F.lit(k))).alias(f"map@{k}"),
-        ]
-    row = per_user.agg(*averages).first()
-    if row is None:
-        return {}
-    return {name: (None if value is None else float(value)) for name, value in row.asDict().items()}
+    names = [f"{metric}@{k}" for k in cutoffs for metric in RANKING_METRICS]
+    totals = {row[method]: row for row in hits.join(evaluated, "reviewerID").groupBy(method).agg(*sums).collect()}
+    evaluated.unpersist()
+
+    def average(name: str, metric: str) -> float | None:
+        if not n_evaluated:
+            return None
+        return float(totals[name][metric]) / n_evaluated if name in totals else 0.0  # no hit for anyone
+
+    return {name: {metric: average(name, metric) for metric in names} for name in tops}
 
 
-def coverage(top: DataFrame, catalogue_size: int, k: int) -> float:
-    shown = top.where(F.col("rank") <= k).select("asin").distinct().count()
-    return shown / catalogue_size if catalogue_size else 0.0
+def coverage_of(tops: dict[str, DataFrame], catalogue_size: int, k: int) -> dict[str, float]:
+    """Each method's coverage@k: the distinct items in anyone's top ``k``, over the catalogue, in one query."""
+    listed = [top.where(F.col("rank") <= k).select(F.lit(name).alias("method"), "asin") for name, top in tops.items()]
+    counted = functools.reduce(DataFrame.unionByName, listed).groupBy("method").agg(F.countDistinct("asin"))
+    shown: dict[str, int] = {row[0]: row[1] for row in counted.collect()}
+    return {name: shown.get(name, 0) / catalogue_size if catalogue_size else 0.0 for name in tops}
 
 
 GateStatus = Literal["pass", "fail", "too_small"]
@@ -182,14 +212,17 @@ def evaluate(
     mu = model.biases.global_mean
 
     predicted = model.predict_ratings(test).select("overall", PREDICTION, BASELINE, COLD).cache()
-    rating_rows = predicted.count()
-    cold_rows = predicted.where(F.col(COLD)).count()
-    metrics: dict[str, Metrics] = {
-        MODEL: rating_metrics(predicted, F.col(PREDICTION)),
-        GLOBAL_MEAN: rating_metrics(predicted, F.lit(mu)),
-        BIAS: rating_metrics(predicted, model.biases.clipped(F.col(BASELINE))),  # held to the scale, as ours
-        POPULARITY: {"rmse": None, "mae": None},
-    }
+    counts = predicted.agg(F.count(F.lit(1)), F.count(F.when(F.col(COLD), True))).first()
+    rating_rows, cold_rows = (int(counts[0]), int(counts[1])) if counts is not None else (0, 0)
+    metrics: dict[str, Metrics] = rating_metrics_of(
+        predicted,
+        {
+            MODEL: F.col(PREDICTION),
+            GLOBAL_MEAN: F.lit(mu),
+            BIAS: model.biases.clipped(F.col(BASELINE)),  # held to the scale, as ours
+        },
+    )
+    metrics[POPULARITY] = {"rmse": None, "mae": None}
     predicted.unpersist()
 
     relevant = test.where(F.col("overall") >= relevant_min_rating).select("reviewerID", "asin").cache()
@@ -204,12 +237,13 @@ def evaluate(
     item_scores = baseline_scores(model, train)
     k_max = max(CUTOFFS)
     exclude = train.select("reviewerID", "asin")
-    tops = {MODEL: model.ranker.recommend(reviewers, exclude, k_max)}
-    tops |= {name: global_top_k(reviewers, exclude, s, k_max) for name, s in item_scores.items()}
-    for name, listed in tops.items():
-        top = listed.cache()
-        metrics[name] |= ranking_metrics(top, relevant, reviewers, CUTOFFS)
-        metrics[name][f"coverage@{k_max}"] = coverage(top, catalogue_size, k_max)
+    tops = {MODEL: model.ranker.recommend(reviewers, exclude, k_max).cache()}
+    tops |= {name: global_top_k(reviewers, exclude, s, k_max).cache() for name, s in item_scores.items()}
+    for name, values in ranking_metrics_of(tops, relevant, reviewers, CUTOFFS).items():
+        metrics[name] |= values
+    for name, value in coverage_of(tops, catalogue_size, k_max).items():
+        metrics[name][f"coverage@{k_max}"] = value
+    for top in tops.values():
         top.unpersist()
     ranking_users = min(eligible_count, max_ranking_users)  # what the limit kept: no second count
     relevant.unpersist()

@@ -142,7 +142,8 @@ def test_ranking_metrics_match_a_hand_computation(spark: SparkSession) -> None:
     assert m["map@3"] == pytest.approx(((1 / 1 + 2 / 3) / 2) / 2)
 
 
-def test_als_blocks_follow_the_training_size_unless_set() -> None:
-    assert als_blocks(AlsParams(), 50_000) == 10  # Spark's own default for small data
-    assert als_blocks(AlsParams(), 25_000_000) == 13  # one block per 2M ratings beyond that
-    assert als_blocks(AlsParams(blocks=4), 25_000_000) == 4
+def test_als_blocks_follow_the_cores_and_the_training_size_unless_set() -> None:
+    assert als_blocks(AlsParams(), 50_000, parallelism=2) == 2  # one per core for small data
+    assert als_blocks(AlsParams(), 50_000, parallelism=64) == 64
+    assert als_blocks(AlsParams(), 25_000_000, parallelism=2) == 13  # one block per 2M ratings beyond that
+    assert als_blocks(AlsParams(blocks=4), 25_000_000, parallelism=2) == 4

@@ -70,7 +70,7 @@ def als_model(
     uri = model_store.uri(version, "model")
     train = read_ratings(spark, training_ratings).where(F.col("split") == TRAIN).cache()
     train_rows = train.count()
-    blocks = als_blocks(config, train_rows)
+    blocks = als_blocks(config, train_rows, spark.sparkContext.defaultParallelism)
     # ALS only checkpoints (and so cuts its lineage, which at 20+ iterations overflows the JVM stack) with a
     # checkpoint folder; checkpoints are scratch, deleted once the model is saved.
     checkpoints = model_store.uri(version, "checkpoints")
