@@ -7,7 +7,7 @@ learn the residual. The same function is the "user+item bias" baseline in the ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -27,6 +27,9 @@ class Biases:
     def clipped(self, prediction: Column) -> Column:
         """``prediction`` held to the rating scale: a 5.4 for a 1-5 scale is a worse guess than 5."""
         return F.least(F.greatest(prediction, F.lit(self.scale[0])), F.lit(self.scale[1]))
+
+    def cache(self) -> Biases:
+        return replace(self, users=self.users.cache(), items=self.items.cache())
 
 
 def fit_biases(train: DataFrame, damping: float) -> Biases:

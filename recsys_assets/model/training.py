@@ -274,8 +274,9 @@ class TrainedModel:
 
 
 def fit_model(train: DataFrame, params: AlsParams, heads: Heads, version: str, blocks: int) -> TrainedModel:
-    """Fit the biases, the ids' indices and the heads on ``train``."""
-    biases = fit_biases(train, params.bias_damping)
+    """Fit the biases, the ids' indices and the heads on ``train``; the biases and indices stay cached, as the
+    heads' training data, the saved model and every later use read them."""
+    biases = fit_biases(train, params.bias_damping).cache()
     ids = Ids.of(train).cache()
     data = ids.attach(learning_columns(train, biases)).cache()
     rating = rating_head(params, heads.rating, blocks).fit(data)
