@@ -85,15 +85,15 @@ def ranking_metrics(top: DataFrame, relevant: DataFrame, reviewers: DataFrame, c
 def ranking_metrics_of(
     tops: dict[str, DataFrame], relevant: DataFrame, reviewers: DataFrame, cutoffs: tuple[int, ...]
 ) -> dict[str, Metrics]:
-    """``ranking_metrics`` of each named method's top lists, in one query grouped by method.
-
-    A reviewer is evaluated when they are in ``reviewers`` and have a relevant item; one without
-    a hit adds 0 to every sum, so each average is a sum over the hit rows divided by their number.
-    """
+    """``ranking_metrics`` of each named method's top lists, in one query grouped by method."""
     method = "method"
     per_user_relevant = relevant.groupBy("reviewerID").agg(F.count(F.lit(1)).alias("n_relevant"))
-    evaluated = reviewers.select("reviewerID").distinct().join(per_user_relevant, "reviewerID").cache()
-    n_evaluated = evaluated.count()
+    evaluated = (
+        reviewers.select("reviewerID")
+        .distinct()
+        .join(per_user_relevant, "reviewerID")
+        .withColumn(method, F.explode(F.array(*[F.lit(name) for name in tops])))  # each reviewer once per method
+    )
     listed = [top.select(F.lit(name).alias(method), "reviewerID", "asin", "rank") for name, top in tops.items()]
     hits = (
         functools.reduce(DataFrame.unionByName, listed)
@@ -101,30 +101,31 @@ def ranking_metrics_of(
         .fillna(0, ["hit"])
         .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy(method, "reviewerID").orderBy("rank")))
     )
-    n_rel = F.col("n_relevant")
-    sums: list[Column] = []
+    aggregates: list[Column] = []
     for k in cutoffs:
-        at_k, hit = F.col("rank") <= k, F.col("hit")
-        sums += [
-            F.sum(F.when(at_k, hit / k).otherwise(0.0)).alias(f"precision@{k}"),
-            F.sum(F.when(at_k, hit / n_rel).otherwise(0.0)).alias(f"recall@{k}"),
-            F.sum(F.when(at_k, hit / F.log2(F.col("rank") + 1) / _ideal_dcg(n_rel, k)).otherwise(0.0)).alias(
-                f"ndcg@{k}"
-            ),
-            F.sum(
-                F.when(at_k, hit * F.col("hits_so_far") / F.col("rank") / F.least(n_rel, F.lit(k))).otherwise(0.0)
-            ).alias(f"map@{k}"),
+        at_k = F.col("rank") <= k
+        aggregates += [
+            F.sum(F.when(at_k, F.col("hit")).otherwise(0)).alias(f"hits_{k}"),
+            F.sum(F.when(at_k, F.col("hit") / F.log2(F.col("rank") + 1)).otherwise(0.0)).alias(f"dcg_{k}"),
+            F.sum(F.when(at_k, F.col("hit") * F.col("hits_so_far") / F.col("rank")).otherwise(0.0)).alias(f"ap_{k}"),
         ]
+    per_user = hits.groupBy(method, "reviewerID").agg(*aggregates)
+    scored = evaluated.join(per_user, [method, "reviewerID"], "left").fillna(0)
+    averages: list[Column] = []
+    for k in cutoffs:
+        n_rel = F.col("n_relevant")
+        averages += [
+            F.avg(F.col(f"hits_{k}") / k).alias(f"precision@{k}"),
+            F.avg(F.col(f"hits_{k}") / n_rel).alias(f"recall@{k}"),
+            F.avg(F.col(f"dcg_{k}") / _ideal_dcg(n_rel, k)).alias(f"ndcg@{k}"),
+            F.avg(F.col(f"ap_{k}") / F.least(n_rel, F.lit(k))).alias(f"map@{k}"),
+        ]
+    rows = {row[method]: row.asDict() for row in scored.groupBy(method).agg(*averages).collect()}
     names = [f"{metric}@{k}" for k in cutoffs for metric in RANKING_METRICS]
-    totals = {row[method]: row for row in hits.join(evaluated, "reviewerID").groupBy(method).agg(*sums).collect()}
-    evaluated.unpersist()
-
-    def average(name: str, metric: str) -> float | None:
-        if not n_evaluated:
-            return None
-        return float(totals[name][metric]) / n_evaluated if name in totals else 0.0  # no hit for anyone
-
-    return {name: {metric: average(name, metric) for metric in names} for name in tops}
+    # No evaluated reviewer: no row for any method, and every average is undefined.
+    return {
+        name: {m: None if rows.get(name, {}).get(m) is None else float(rows[name][m]) for m in names} for name in tops
+    }
 
 
 def coverage_of(tops: dict[str, DataFrame], catalogue_size: int, k: int) -> dict[str, float]:
