@@ -98,7 +98,7 @@ def measure_training(model: Any, ratings_uri: str, checkpoints: str) -> float:
     train = spark.read.parquet(ratings_uri).where(F.col("split") == TRAIN)
     params, heads = model.params, model.heads
     blocks = als_blocks(params, train.count(), spark.sparkContext.defaultParallelism)
-    data = Ids.of(train).attach(learning_columns(train, fit_biases(train, params.bias_damping))).cache()
+    data = Ids.of(train).attach(learning_columns(train, fit_biases(train, model.biases.damping))).cache()
     data.count()
     started = time.perf_counter()
     rating_head(params, heads.rating, blocks).fit(data)

@@ -122,7 +122,7 @@ def run_pipeline_once(dataset: str, reviews: int, out: Path, tuning_budget: floa
         "dataset": dataset,
         "pipeline_s": round(seconds, 1),
         "ratings_uri": handle.model.ratings.uri,
-        "bias_damping": model.biases.damping,
+        "bias_damping": model.biases.damping.model_dump(),
         "published": published,
         "gate_decision": evaluation["gate_decision"],
         "lists_from": evaluation["lists_from"],
@@ -302,7 +302,7 @@ def global_scorer(split: Split, item_scores: Floats) -> Scorer:
 
 @dataclass(frozen=True)
 class DampedBiases:
-    """``recsys_assets/model/biases.py`` in numpy: item biases first, then user biases on what they leave."""
+    """``recsys_assets/model/biases.py`` in numpy: ``SWEEPS`` alternations of the item and the user damped means."""
 
     mu: float
     user: Floats
@@ -310,16 +310,18 @@ class DampedBiases:
     scale: tuple[float, float]  # the lowest and highest training rating, where predictions are held
 
     @classmethod
-    def fit(cls, split: Split, damping: float) -> DampedBiases:
+    def fit(cls, split: Split, user_damping: float, item_damping: float) -> DampedBiases:
+        from recsys_assets.model.biases import SWEEPS
+
         mu = float(split.train_rating.mean())
+        offsets = split.train_rating - mu
         n_items, n_users = len(split.items), len(split.users)
-        item = np.bincount(split.train_item, split.train_rating - mu, n_items) / (
-            np.bincount(split.train_item, minlength=n_items) + damping
-        )
-        residual = split.train_rating - mu - item[split.train_item]
-        user = np.bincount(split.train_user, residual, n_users) / (
-            np.bincount(split.train_user, minlength=n_users) + damping
-        )
+        item_counts = np.bincount(split.train_item, minlength=n_items) + item_damping
+        user_counts = np.bincount(split.train_user, minlength=n_users) + user_damping
+        user = np.zeros(n_users)
+        for _ in range(SWEEPS):
+            item = np.bincount(split.train_item, offsets - user[split.train_user], n_items) / item_counts
+            user = np.bincount(split.train_user, offsets - item[split.train_item], n_users) / user_counts
         return cls(mu, user, item, (float(split.train_rating.min()), float(split.train_rating.max())))
 
     def predict(self, split: Split) -> Floats:
@@ -534,7 +536,7 @@ def evaluate_dataset(run: dict[str, Any], bench: Path) -> dict[str, Any]:
     split = Split.read(run["ratings_uri"])
 
     # Our figures recomputed in numpy from the same split: the definitions agree, or the comparison is void.
-    biases = DampedBiases.fit(split, run["bias_damping"])
+    biases = DampedBiases.fit(split, run["bias_damping"]["user"], run["bias_damping"]["item"])
     popularity = np.bincount(split.train_item, minlength=len(split.items)).astype(np.float64)
     baseline_ndcg = {
         "popularity": ranking_ndcg(split, global_scorer(split, popularity)),

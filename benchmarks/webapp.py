@@ -90,7 +90,7 @@ def seed(settings: Settings, items: int, users: int) -> list[str]:
             implicit_prefs=True,
             alpha=10.0,
             global_mean=4.2,
-            bias_damping=5.0,
+            user_bias_damping=5.0,
             updated_at=now,
         ).to_document()
         for i in range(items)

@@ -198,7 +198,7 @@ class ItemFactor(MongoDocument):
     implicit_prefs: bool
     alpha: float
     global_mean: float
-    bias_damping: float
+    user_bias_damping: float
     updated_at: AwareDatetime
 
 

@@ -42,7 +42,7 @@ class ItemFactors:
     implicit_prefs: bool
     alpha: float
     global_mean: float
-    bias_damping: float
+    user_bias_damping: float
     model_version: str
 
     @classmethod
@@ -62,7 +62,7 @@ class ItemFactors:
             implicit_prefs=first.implicit_prefs,
             alpha=first.alpha,
             global_mean=first.global_mean,
-            bias_damping=first.bias_damping,
+            user_bias_damping=first.user_bias_damping,
             model_version=first.model_version,
         )
 
@@ -119,7 +119,7 @@ def fold_in(factors: ItemFactors, ratings: Mapping[str, float], implicit: Mappin
         b = y[positive].T @ (1.0 + confidence[positive])
     else:
         offsets = r - factors.global_mean - factors.item_bias[rows]
-        user_bias = offsets.sum() / (len(r) + factors.bias_damping)
+        user_bias = offsets.sum() / (len(r) + factors.user_bias_damping)
         a = y.T @ y + factors.reg_param * len(r) * identity
         b = y.T @ (offsets - user_bias)
     solution: Vector = np.linalg.solve(a, b)

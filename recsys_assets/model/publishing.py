@@ -323,7 +323,7 @@ def item_factor_documents(model: TrainedModel, updated_at: datetime) -> DataFram
             F.lit(model.params.implicit_prefs).alias("implicit_prefs"),
             F.lit(model.ranking_params.alpha).alias("alpha"),
             F.lit(model.biases.global_mean).alias("global_mean"),
-            F.lit(model.biases.damping).alias("bias_damping"),
+            F.lit(model.biases.damping.user).alias("user_bias_damping"),
             F.lit(updated_at).alias("updated_at"),
         ),
         ItemFactor,

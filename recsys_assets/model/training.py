@@ -24,7 +24,7 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recsys_assets.model.biases import BASELINE, Biases, fit_biases, with_baseline
+from recsys_assets.model.biases import BASELINE, Biases, Damping, fit_biases, with_baseline
 from recsys_assets.model.ranking import ItemFactorTable, model_top_k
 from recsys_assets.model.store import ModelStore
 from recsys_core.contract import DISLIKED_MAX_RATING
@@ -57,6 +57,11 @@ class TuningConfig(Config):
     ranks: list[int] = Field(default=[8, 16, 32, 64], min_length=1)
     reg_params: list[float] = Field(default=[0.01, 0.03, 0.1, 0.3, 1.0], min_length=1)
     alphas: list[float] = Field(default=[1.0, 5.0, 20.0, 50.0], min_length=1, description="The implicit head's.")
+    dampings: list[float] = Field(
+        default=[0.5, 1.0, 2.0, 5.0, 10.0, 25.0],
+        min_length=1,
+        description="The biases' dampings tried, every user damping with every item damping, in one pass.",
+    )
     rungs: list[int] = Field(default=[5, 10, 20], min_length=1, description="Iterations at each rung of the search.")
     candidates: int = Field(default=9, ge=1, description="Grid points drawn for the first rung.")
     halving: int = Field(default=3, ge=2, description="Each rung keeps the best 1/halving of the one before.")
@@ -83,7 +88,8 @@ class AlsParams(Config):
     alpha: float = Field(default=10.0, ge=0.0, description="Confidence scale of the implicit head.")
     seed: int = 42
     nonnegative: bool = False
-    bias_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user and item bias means.")
+    user_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user biases' means.")
+    item_damping: float = Field(default=5.0, ge=0.0, description="Damping of the item biases' means.")
     tuning: TuningConfig = Field(default=TuningConfig(), description="The validation search for each head.")
     blocks: int | None = Field(
         default=None,
@@ -95,6 +101,11 @@ class AlsParams(Config):
     def head(self) -> HeadParams:
         """These parameters as one head's, for both heads when nothing is tuned."""
         return HeadParams(rank=self.rank, reg_param=self.reg_param, max_iter=self.max_iter, alpha=self.alpha)
+
+    @property
+    def damping(self) -> Damping:
+        """The biases' dampings when nothing is tuned."""
+        return Damping(user=self.user_damping, item=self.item_damping)
 
 
 class HeadParams(BaseModel):
@@ -273,10 +284,12 @@ class TrainedModel:
         )
 
 
-def fit_model(train: DataFrame, params: AlsParams, heads: Heads, version: str, blocks: int) -> TrainedModel:
+def fit_model(
+    train: DataFrame, params: AlsParams, heads: Heads, damping: Damping, version: str, blocks: int
+) -> TrainedModel:
     """Fit the biases, the ids' indices and the heads on ``train``; the biases and indices stay cached, as the
     heads' training data, the saved model and every later use read them."""
-    biases = fit_biases(train, params.bias_damping).cache()
+    biases = fit_biases(train, damping)
     ids = Ids.of(train).cache()
     data = ids.attach(learning_columns(train, biases)).cache()
     rating = rating_head(params, heads.rating, blocks).fit(data)
@@ -301,7 +314,7 @@ def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri:
             "version": model.version,
             "params": model.params.model_dump(),
             "global_mean": model.biases.global_mean,
-            "bias_damping": model.biases.damping,
+            "bias_damping": model.biases.damping.model_dump(),
             "rating_scale": list(model.biases.scale),
             "heads": {"rating": model.heads.rating.model_dump(), "ranking": model.heads.ranking.model_dump()},
             "ratings_uri": ratings_uri,
@@ -313,7 +326,7 @@ def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel
     meta = store.read_json(spark, f"{uri}/{MODEL_JSON}")
     biases = Biases(
         global_mean=float(meta["global_mean"]),
-        damping=float(meta["bias_damping"]),
+        damping=Damping.model_validate(meta["bias_damping"]),
         users=spark.read.parquet(f"{uri}/user_bias"),
         items=spark.read.parquet(f"{uri}/item_bias"),
         scale=(float(meta["rating_scale"][0]), float(meta["rating_scale"][1])),

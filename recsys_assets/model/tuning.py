@@ -5,6 +5,10 @@ rest and judges on that validation rating, so nothing it learns comes from the t
 which ``model_evaluation`` touches once. The biases are refitted on the search's own train
 part, so the validation ratings never leak into them either.
 
+The biases' dampings are chosen first, by validation RMSE: every user damping of the grid
+with every item damping, all fitted in the same aggregations (``fit_bias_candidates``) and
+judged in one pass. The heads are then searched on the residuals of the chosen biases.
+
 Successive halving (Jamieson and Talwalkar, 2016) spends the budget where it matters: many
 candidates get a few iterations, and only the best of each rung get more. A wall-clock budget
 stops the search early; the best candidate of the highest rung reached wins. The cold pairs
@@ -24,8 +28,8 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys_assets.model.biases import Biases, fit_biases
-from recsys_assets.model.evaluation import ranking_metrics, rating_metrics
+from recsys_assets.model.biases import BiasCandidates, Biases, Damping, fit_bias_candidates
+from recsys_assets.model.evaluation import ranking_metrics, rating_metrics, rating_metrics_of
 from recsys_assets.model.features import TEST, TRAIN, SplitMethod, split_ratings
 from recsys_assets.model.training import (
     COLD,
@@ -66,11 +70,43 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class DampingTrial:
+    """One candidate of the biases' dampings, and its validation RMSE."""
+
+    damping: Damping
+    rmse: float
+
+
+@dataclass(frozen=True)
 class Search:
     heads: Heads
+    damping: Damping
     trials: list[Trial]
+    damping_trials: list[DampingTrial]
     skipped: str | None  # why the search did not run, when it did not
     budget_exhausted: bool
+
+    @classmethod
+    def untuned(cls, params: AlsParams, why: str) -> Search:
+        return cls(Heads.untuned(params), params.damping, [], [], why, False)
+
+
+def damping_search(candidates: BiasCandidates, held: DataFrame) -> list[DampingTrial]:
+    """Each candidate's RMSE on ``held``, in one pass."""
+    columns = candidates.columns
+    metrics = rating_metrics_of(candidates.predictions(held), {c: F.col(c) for c in columns})
+    rmse = [metrics[c]["rmse"] for c in columns]
+    return [DampingTrial(d, math.inf if r is None else r) for d, r in zip(candidates.dampings, rmse, strict=True)]
+
+
+def damping_grid(config: TuningConfig, own: Damping) -> list[Damping]:
+    """``own``, then every (user, item) pair of the grid."""
+    return [own, *(d for u in config.dampings for i in config.dampings if (d := Damping(user=u, item=i)) != own)]
+
+
+def best_damping(trials: list[DampingTrial]) -> Damping:
+    """The lowest validation RMSE; a tie goes to the stronger damping (the simpler biases)."""
+    return min(trials, key=lambda t: (t.rmse, -(t.damping.user + t.damping.item))).damping
 
 
 def candidates(config: TuningConfig, params: AlsParams, head: str, largest_rank: int) -> list[HeadParams]:
@@ -138,7 +174,9 @@ class _Validation:
     """The search's own split of the train split, with what each judge needs, cached once."""
 
     learn: DataFrame  # learning_columns of the search's train part, with the indices
-    biases: Biases  # fitted on the search's train part only
+    biases: Biases  # the best damping's, as the heads' trials learn from them
+    candidates: BiasCandidates  # every damping's biases, fitted on the search's train part only
+    damping_trials: list[DampingTrial]
     ids: Ids
     held: DataFrame  # one validation rating per reviewer with more than one
     reviewers: DataFrame  # reviewers ranked by the ranking judge
@@ -148,6 +186,7 @@ class _Validation:
     def release(self) -> None:
         for frame in (self.learn, self.held, self.reviewers, self.relevant, self.ids.users, self.ids.items):
             frame.unpersist()
+        self.candidates.unpersist()
 
 
 def _validation(train: DataFrame, params: AlsParams) -> _Validation:
@@ -162,20 +201,24 @@ def _validation(train: DataFrame, params: AlsParams) -> _Validation:
         .limit(params.tuning.max_validation_users)
         .cache()
     )
-    biases = fit_biases(part, params.bias_damping)
+    candidates = fit_bias_candidates(part, damping_grid(params.tuning, params.damping))
+    damping_trials = damping_search(candidates, held)
+    biases = candidates.pick(candidates.dampings.index(best_damping(damping_trials)))
     ids = Ids.of(part).cache()
     learn = ids.attach(learning_columns(part, biases)).cache()
-    return _Validation(learn, biases, ids, held, reviewers, relevant, part.select("reviewerID", "asin"))
+    return _Validation(
+        learn, biases, candidates, damping_trials, ids, held, reviewers, relevant, part.select("reviewerID", "asin")
+    )
 
 
 def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int) -> Search:
     """Each head's parameters: from the search when it is on and affordable, else ``AlsParams``' own."""
     config = params.tuning
     if config.budget_s == 0:
-        return Search(Heads.untuned(params), [], "tuning is off (budget_s = 0)", False)
+        return Search.untuned(params, "tuning is off (budget_s = 0)")
     if train_ratings > config.max_train_ratings:
         reason = f"{train_ratings:,} training ratings is more than max_train_ratings ({config.max_train_ratings:,})"
-        return Search(Heads.untuned(params), [], reason, False)
+        return Search.untuned(params, reason)
     started = time.monotonic()
     validation = _validation(train, params)
     try:
@@ -202,7 +245,7 @@ def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int)
             ranking = chosen(ranking_trials, params)
     finally:
         validation.release()
-    return Search(Heads(rating, ranking), trials, None, exhausted)
+    return Search(Heads(rating, ranking), validation.biases.damping, trials, validation.damping_trials, None, exhausted)
 
 
 def _judge(head: str, params: AlsParams, score: Callable[[HeadParams], tuple[str, float]]) -> Judge:

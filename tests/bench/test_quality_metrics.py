@@ -20,7 +20,7 @@ from benchmarks.bench_quality import (
     rating_metrics,
     top_k,
 )
-from recsys_assets.model.biases import BASELINE, fit_biases, with_baseline
+from recsys_assets.model.biases import BASELINE, Damping, fit_biases, with_baseline
 from recsys_assets.model.evaluation import ranking_metrics
 from recsys_assets.model.ranking import global_top_k
 
@@ -91,10 +91,10 @@ def test_numpy_metrics_reproduce_the_spark_evaluation(spark: SparkSession) -> No
     assert len(split.relevant()[0]) == reviewers.count()
     assert ours == pytest.approx(spark_ndcg, abs=1e-12)
 
-    biases = fit_biases(train, 5.0)
+    biases = fit_biases(train, Damping(user=5.0, item=2.0))
     predicted = with_baseline(test, biases).toPandas()
     keyed = split.test_keys.merge(predicted, on=["reviewerID", "asin"])
     spark_rmse = rating_metrics(keyed["overall"].to_numpy(), keyed[BASELINE].to_numpy())["rmse"]
-    numpy_rmse = rating_metrics(split.test_rating, DampedBiases.fit(split, 5.0).predict(split))["rmse"]
+    numpy_rmse = rating_metrics(split.test_rating, DampedBiases.fit(split, 5.0, 2.0).predict(split))["rmse"]
     assert split.cold.sum() > 0
     assert numpy_rmse == pytest.approx(spark_rmse, abs=1e-12)

@@ -23,7 +23,7 @@ def _document(asin: str, vector: list[float], version: str = "v1", implicit: boo
         implicit_prefs=implicit,
         alpha=2.0,
         global_mean=4.0,
-        bias_damping=5.0,
+        user_bias_damping=5.0,
         updated_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     return factor.to_document()

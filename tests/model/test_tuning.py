@@ -28,6 +28,7 @@ from recsys_assets.model.tuning import (
     Judge,
     Trial,
     best,
+    best_damping,
     candidates,
     chosen,
     search,
@@ -35,7 +36,13 @@ from recsys_assets.model.tuning import (
 )
 
 SMALL = TuningConfig(
-    ranks=[2, 4], reg_params=[0.05, 0.5], alphas=[1.0, 20.0], rungs=[2, 4], candidates=4, budget_s=86_400
+    ranks=[2, 4],
+    reg_params=[0.05, 0.5],
+    alphas=[1.0, 20.0],
+    dampings=[0.5, 10.0],
+    rungs=[2, 4],
+    candidates=4,
+    budget_s=86_400,
 )
 """A grid small enough to check by hand, and a budget no machine spends: the time limit has its own test."""
 
@@ -134,9 +141,16 @@ def test_search_tunes_each_head_on_validation_and_the_model_is_fitted_with_its_c
         assert best(trials).params == getattr(found.heads, head)
     assert found.heads.rating.max_iter == found.heads.ranking.max_iter == 4
 
-    model = fit_model(train, params, found.heads, "v", blocks=2)
+    grid = {(u, i) for u in SMALL.dampings for i in SMALL.dampings}
+    assert {(t.damping.user, t.damping.item) for t in found.damping_trials} == grid | {(5.0, 5.0)}
+    assert found.damping_trials[0].damping == params.damping  # the configured dampings are a candidate
+    assert all(math.isfinite(t.rmse) for t in found.damping_trials)
+    assert found.damping == best_damping(found.damping_trials)
+
+    model = fit_model(train, params, found.heads, found.damping, "v", blocks=2)
     assert model.rank == found.heads.ranking.rank
     assert model.ranking_params == found.heads.ranking
+    assert model.biases.damping == found.damping
 
 
 def test_search_is_skipped_when_off_or_too_large_and_the_configured_values_serve(spark: SparkSession) -> None:
@@ -144,7 +158,9 @@ def test_search_is_skipped_when_off_or_too_large_and_the_configured_values_serve
     params = AlsParams(rank=3, tuning=SMALL.model_copy(update={"max_train_ratings": 10}))
     too_large = search(train, params, blocks=2, train_ratings=train.count())
     assert too_large.heads == Heads.untuned(params)
+    assert too_large.damping == params.damping
     assert not too_large.trials
+    assert not too_large.damping_trials
     assert "max_train_ratings" in str(too_large.skipped)
     off = search(train, params.model_copy(update={"tuning": SMALL.model_copy(update={"budget_s": 0})}), 2, 1)
     assert off.heads == Heads.untuned(params)
@@ -154,7 +170,7 @@ def test_search_is_skipped_when_off_or_too_large_and_the_configured_values_serve
 def test_every_held_out_rating_is_predicted_and_cold_pairs_get_the_baseline(spark: SparkSession) -> None:
     train = _ratings(spark)
     params = AlsParams(rank=2, max_iter=3)
-    model = fit_model(train, params, Heads.untuned(params), "v", blocks=2)
+    model = fit_model(train, params, Heads.untuned(params), params.damping, "v", blocks=2)
     held = spark.createDataFrame(
         [("u1", "i1", 5.0), ("new-user", "i1", 4.0), ("u1", "new-item", 3.0), ("new-user", "new-item", 1.0)],
         "reviewerID string, asin string, overall double",
@@ -175,7 +191,7 @@ def test_every_held_out_rating_is_predicted_and_cold_pairs_get_the_baseline(spar
 def test_predictions_are_held_to_the_training_rating_scale(spark: SparkSession) -> None:
     train = _ratings(spark)
     params = AlsParams(rank=8, max_iter=10, reg_param=0.001)  # barely regularised, so it overshoots
-    model = fit_model(train, params, Heads.untuned(params), "v", blocks=2)
+    model = fit_model(train, params, Heads.untuned(params), params.damping, "v", blocks=2)
     assert model.biases.scale == (1.0, 5.0)
     rows = model.predict_ratings(train).select(BASELINE, RESIDUAL_PREDICTION, PREDICTION).collect()
     raw = np.asarray([r[BASELINE] + r[RESIDUAL_PREDICTION] for r in rows])

@@ -53,7 +53,7 @@ def publish_factors(db: Database[mongo.Document], version: str, seed: int) -> np
             implicit_prefs=True,
             alpha=2.0,
             global_mean=4.2,
-            bias_damping=5.0,
+            user_bias_damping=5.0,
             updated_at=datetime.now(UTC),
         ).to_document()
         for i in range(ITEMS)

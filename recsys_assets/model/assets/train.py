@@ -52,7 +52,7 @@ def _heads_table(heads: dict[str, HeadParams]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.TRAIN),
-    code_version="3",  # 2: a validation search per head, positive-only implicit head; 3: the rating scale
+    code_version="4",  # 2: a search per head, positive-only implicit head; 3: the rating scale; 4: tuned biases
 )
 @spark_step
 def als_model(
@@ -77,10 +77,10 @@ def als_model(
     spark.sparkContext.setCheckpointDir(checkpoints)
     chosen = search(train, config, blocks, train_rows)
     context.log.info(
-        f"tuning: {chosen.skipped or f'{len(chosen.trials)} trials'}; rating head {chosen.heads.rating}, "
-        f"ranking head {chosen.heads.ranking}"
+        f"tuning: {chosen.skipped or f'{len(chosen.trials)} trials'}; biases damped {chosen.damping}, "
+        f"rating head {chosen.heads.rating}, ranking head {chosen.heads.ranking}"
     )
-    model = fit_model(train, config, chosen.heads, version, blocks)
+    model = fit_model(train, config, chosen.heads, chosen.damping, version, blocks)
     train.unpersist()
     save_model(model, model_store, spark, uri, training_ratings.uri)
     model_store.delete(spark, checkpoints)
@@ -95,6 +95,7 @@ def als_model(
         "reviewers": model.ids.users.count(),
         "items": model.ids.items.count(),
         "global_mean": model.biases.global_mean,
+        "bias_damping": MetadataValue.json(model.biases.damping.model_dump()),
         "heads": _heads_table({"rating": model.heads.rating, "ranking": model.ranking_params}),
         "tuning_status": chosen.skipped
         or f"{len(chosen.trials)} trials" + (", stopped by the time budget" if chosen.budget_exhausted else ""),
@@ -102,6 +103,11 @@ def als_model(
         "pruned_versions": MetadataValue.json(pruned),
         "duration_s": timer.seconds,
     }
+    if chosen.damping_trials:
+        metadata["bias_tuning"] = table(
+            {"user_damping": "float", "item_damping": "float", "validation_rmse": "float"},
+            ([t.damping.user, t.damping.item, t.rmse] for t in chosen.damping_trials),
+        )
     if chosen.trials:
         metadata["tuning"] = table(
             {
