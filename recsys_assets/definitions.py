@@ -10,7 +10,8 @@ from typing import Any
 from dagster import Definitions
 from dagster_pyspark import PySparkResource
 
-from recsys_assets import ingest, model
+from recsys_assets.ingest import defs as ingest
+from recsys_assets.model import defs as model
 from recsys_assets.model.assets.stage import HANDLES
 from recsys_assets.model.handles import HandleIOManager
 from recsys_assets.model.orchestration import RetrainPolicy

@@ -70,9 +70,9 @@ def run_pipeline(
 def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: dict[str, Any]) -> list[StepOutcome]:
     from dagster import DagsterInstance, ExecuteInProcessResult
 
-    from recsys_assets import model
     from recsys_assets.definitions import defs
-    from recsys_assets.ingest import CATEGORY
+    from recsys_assets.ingest.assets import CATEGORY
+    from recsys_assets.model import defs as model
     from recsys_assets.resources import RawDataResource
     from recsys_assets.runs import failure_causes, materialisation_metadata
 

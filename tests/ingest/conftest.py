@@ -11,8 +11,7 @@ from dagster import DagsterInstance, materialize
 from pymongo.database import Database
 
 from recsys_assets.definitions import build_resources
-from recsys_assets.ingest import CATEGORY
-from recsys_assets.ingest.assets import raw_products, raw_reviews
+from recsys_assets.ingest.assets import CATEGORY, raw_products, raw_reviews
 from recsys_assets.resources import RawDataResource
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo

@@ -21,8 +21,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from pymongo.database import Database
 
 from recsys_assets.definitions import build_resources
-from recsys_assets.ingest import CATEGORY
-from recsys_assets.ingest.assets import raw_reviews
+from recsys_assets.ingest.assets import CATEGORY, raw_reviews
 from recsys_assets.resources import RawDataResource
 from recsys_assets.runs import failure_causes, materialisation_metadata
 from recsys_core import mongo

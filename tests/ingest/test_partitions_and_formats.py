@@ -11,8 +11,7 @@ from pymongo.database import Database
 
 from recsys_assets.data_files import discover
 from recsys_assets.definitions import build_resources
-from recsys_assets.ingest import CATEGORY
-from recsys_assets.ingest.assets import FINGERPRINT, category_files_sensor
+from recsys_assets.ingest.assets import CATEGORY, FINGERPRINT, category_files_sensor
 from recsys_assets.resources import RawDataResource
 from recsys_core import mongo
 from recsys_core.settings import Settings

@@ -21,8 +21,9 @@ import pytest
 from dagster import AssetMaterialization, AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 from pymongo.database import Database
 
-from recsys_assets import ingest, model
 from recsys_assets.definitions import build_resources
+from recsys_assets.ingest import defs as ingest
+from recsys_assets.model import defs as model
 from recsys_assets.model.handles import HANDLE, Handle
 from recsys_assets.model.store import ModelStore
 from recsys_assets.resources import MongoResource, RawDataResource

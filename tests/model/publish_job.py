@@ -15,8 +15,9 @@ from pathlib import Path
 
 from dagster import AssetMaterialization, AssetSelection, DagsterInstance, materialize
 
-from recsys_assets import ingest, model
 from recsys_assets.definitions import build_resources
+from recsys_assets.ingest import defs as ingest
+from recsys_assets.model import defs as model
 from recsys_assets.model.handles import HANDLE
 from recsys_assets.model.store import ModelStore
 from recsys_core.settings import get_settings

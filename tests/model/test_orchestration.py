@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from dagster import AssetKey, DagsterInstance, FreshnessPolicy, build_sensor_context, materialize
 
-from recsys_assets import ingest, model
 from recsys_assets.catalog import OWNERS, STAGE_TAG, Stage
 from recsys_assets.definitions import defs
+from recsys_assets.ingest import defs as ingest
+from recsys_assets.model import defs as model
 from recsys_assets.model.orchestration import retrain_on_raw_reviews
 from tests.model.conftest import Pipeline
 
