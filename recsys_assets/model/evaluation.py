@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from recsys_assets.model.biases import BASELINE
 from recsys_assets.model.features import TEST, TRAIN
 from recsys_assets.model.plots import bar_chart, figure
-from recsys_assets.model.ranking import global_top_k
+from recsys_assets.model.ranking import METHOD, global_tops
 from recsys_assets.model.training import COLD, PREDICTION, TrainedModel
 
 MODEL, GLOBAL_MEAN, BIAS, POPULARITY = "model", "global_mean", "user_item_bias", "popularity"
@@ -86,20 +86,19 @@ def ranking_metrics_of(
     tops: dict[str, DataFrame], relevant: DataFrame, reviewers: DataFrame, cutoffs: tuple[int, ...]
 ) -> dict[str, Metrics]:
     """``ranking_metrics`` of each named method's top lists, in one query grouped by method."""
-    method = "method"
     per_user_relevant = relevant.groupBy("reviewerID").agg(F.count(F.lit(1)).alias("n_relevant"))
     evaluated = (
         reviewers.select("reviewerID")
         .distinct()
         .join(per_user_relevant, "reviewerID")
-        .withColumn(method, F.explode(F.array(*[F.lit(name) for name in tops])))  # each reviewer once per method
+        .withColumn(METHOD, F.explode(F.array(*[F.lit(name) for name in tops])))  # each reviewer once per method
     )
-    listed = [top.select(F.lit(name).alias(method), "reviewerID", "asin", "rank") for name, top in tops.items()]
+    listed = [top.select(F.lit(name).alias(METHOD), "reviewerID", "asin", "rank") for name, top in tops.items()]
     hits = (
         functools.reduce(DataFrame.unionByName, listed)
         .join(relevant.select("reviewerID", "asin").withColumn("hit", F.lit(1)), ["reviewerID", "asin"], "left")
         .fillna(0, ["hit"])
-        .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy(method, "reviewerID").orderBy("rank")))
+        .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy(METHOD, "reviewerID").orderBy("rank")))
     )
     aggregates: list[Column] = []
     for k in cutoffs:
@@ -109,8 +108,8 @@ def ranking_metrics_of(
             F.sum(F.when(at_k, F.col("hit") / F.log2(F.col("rank") + 1)).otherwise(0.0)).alias(f"dcg_{k}"),
             F.sum(F.when(at_k, F.col("hit") * F.col("hits_so_far") / F.col("rank")).otherwise(0.0)).alias(f"ap_{k}"),
         ]
-    per_user = hits.groupBy(method, "reviewerID").agg(*aggregates)
-    scored = evaluated.join(per_user, [method, "reviewerID"], "left").fillna(0)
+    per_user = hits.groupBy(METHOD, "reviewerID").agg(*aggregates)
+    scored = evaluated.join(per_user, [METHOD, "reviewerID"], "left").fillna(0)
     averages: list[Column] = []
     for k in cutoffs:
         n_rel = F.col("n_relevant")
@@ -120,7 +119,7 @@ def ranking_metrics_of(
             F.avg(F.col(f"dcg_{k}") / _ideal_dcg(n_rel, k)).alias(f"ndcg@{k}"),
             F.avg(F.col(f"ap_{k}") / F.least(n_rel, F.lit(k))).alias(f"map@{k}"),
         ]
-    rows = {row[method]: row.asDict() for row in scored.groupBy(method).agg(*averages).collect()}
+    rows = {row[METHOD]: row.asDict() for row in scored.groupBy(METHOD).agg(*averages).collect()}
     names = [f"{metric}@{k}" for k in cutoffs for metric in RANKING_METRICS]
     # No evaluated reviewer: no row for any method, and every average is undefined.
     return {
@@ -130,8 +129,8 @@ def ranking_metrics_of(
 
 def coverage_of(tops: dict[str, DataFrame], catalogue_size: int, k: int) -> dict[str, float]:
     """Each method's coverage@k: the distinct items in anyone's top ``k``, over the catalogue, in one query."""
-    listed = [top.where(F.col("rank") <= k).select(F.lit(name).alias("method"), "asin") for name, top in tops.items()]
-    counted = functools.reduce(DataFrame.unionByName, listed).groupBy("method").agg(F.countDistinct("asin"))
+    listed = [top.where(F.col("rank") <= k).select(F.lit(name).alias(METHOD), "asin") for name, top in tops.items()]
+    counted = functools.reduce(DataFrame.unionByName, listed).groupBy(METHOD).agg(F.countDistinct("asin"))
     shown: dict[str, int] = {row[0]: row[1] for row in counted.collect()}
     return {name: shown.get(name, 0) / catalogue_size if catalogue_size else 0.0 for name in tops}
 
@@ -238,14 +237,15 @@ def evaluate(
     item_scores = baseline_scores(model, train)
     k_max = max(CUTOFFS)
     exclude = train.select("reviewerID", "asin")
+    baselines = global_tops(reviewers, exclude, item_scores, k_max).cache()
     tops = {MODEL: model.ranker.recommend(reviewers, exclude, k_max).cache()}
-    tops |= {name: global_top_k(reviewers, exclude, s, k_max).cache() for name, s in item_scores.items()}
+    tops |= {name: baselines.where(F.col(METHOD) == name).drop(METHOD) for name in item_scores}
     for name, values in ranking_metrics_of(tops, relevant, reviewers, CUTOFFS).items():
         metrics[name] |= values
     for name, value in coverage_of(tops, catalogue_size, k_max).items():
         metrics[name][f"coverage@{k_max}"] = value
-    for top in tops.values():
-        top.unpersist()
+    tops[MODEL].unpersist()
+    baselines.unpersist()
     ranking_users = min(eligible_count, max_ranking_users)  # what the limit kept: no second count
     relevant.unpersist()
     reviewers.unpersist()

@@ -14,21 +14,25 @@ Ties are broken by asin everywhere, so a list never depends on Spark's partition
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_core.scoring import best_k
 
+METHOD = "method"
 TOP_K_SCHEMA = "reviewerID string, asin string, score double, rank int"
+TOPS_SCHEMA = f"{METHOD} string, {TOP_K_SCHEMA}"
 _ARROW_SCHEMA = pa.schema(
     [("reviewerID", pa.string()), ("asin", pa.string()), ("score", pa.float64()), ("rank", pa.int32())]
 )
+_TOPS_ARROW_SCHEMA = pa.schema([(METHOD, pa.string()), *((f.name, f.type) for f in _ARROW_SCHEMA)])
 SCORE_BLOCK_BYTES = 16 * 1024 * 1024
 """Memory for one block of scores (reviewers x items doubles) in a Python worker."""
 MAX_BROADCAST_ITEMS = 5_000_000
@@ -125,39 +129,56 @@ def model_top_k(users: DataFrame, exclude: DataFrame, items: ItemFactorTable, k:
 
 
 def global_top_k(users: DataFrame, exclude: DataFrame, item_scores: DataFrame, k: int) -> DataFrame:
-    """``reviewerID, asin, score, rank``: the first ``k`` items of one global order, skipping each user's own.
+    """``reviewerID, asin, score, rank``: the first ``k`` items of one global order, skipping each user's own."""
+    return global_tops(users, exclude, {"": item_scores}, k).drop(METHOD)
 
-    ``item_scores`` holds ``asin, score``; the order is by score, ties by asin. It is computed
-    once, and only its first ``k`` + (most items any user excludes) entries reach the driver;
-    no user is scored against the catalogue.
+
+def global_tops(users: DataFrame, exclude: DataFrame, orders: dict[str, DataFrame], k: int) -> DataFrame:
+    """``method, reviewerID, asin, score, rank``: ``global_top_k`` of each named order, in one pass over the users.
+
+    Each order (``asin, score``) is by score, ties by asin. Only its first ``k`` + (most items
+    any user excludes) entries reach the driver, all orders' in one query; no user is scored
+    against the catalogue. Each user's excluded items are gathered once, and one Python job
+    walks every order for them.
     """
     most_excluded = exclude.groupBy("reviewerID").count().agg(F.max("count")).first()
     prefix = k + int(most_excluded[0] or 0) if most_excluded else k  # every user's k unrated lie within it
-    ordered = item_scores.select("asin", F.col("score").cast("double")).orderBy(F.col("score").desc(), "asin")
-    rows = ordered.limit(prefix).collect()
-    broadcast = users.sparkSession.sparkContext.broadcast(
-        ([row["asin"] for row in rows], [float(row["score"]) for row in rows])
+    best_first = Window.partitionBy(METHOD).orderBy(F.col("score").desc(), "asin")
+    heads = (
+        functools.reduce(
+            DataFrame.unionByName,
+            [s.select(F.lit(name).alias(METHOD), "asin", F.col("score").cast("double")) for name, s in orders.items()],
+        )
+        .withColumn("place", F.row_number().over(best_first))
+        .where(F.col("place") <= prefix)
+        .collect()
     )
+    ordered: dict[str, tuple[list[str], list[float]]] = {name: ([], []) for name in orders}
+    for row in sorted(heads, key=lambda r: (r[METHOD], r["place"])):
+        ordered[row[METHOD]][0].append(row["asin"])
+        ordered[row[METHOD]][1].append(float(row["score"]))
+    broadcast = users.sparkSession.sparkContext.broadcast(ordered)
 
     def take(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        order, scores = broadcast.value
         for batch in batches:
-            out: tuple[list[str], list[str], list[float], list[int]] = ([], [], [], [])
+            rows: list[tuple[str, str, str, float, int]] = []
             for reviewer, seen in zip(
                 batch.column("reviewerID").to_pylist(), batch.column("rated").to_pylist(), strict=True
             ):
                 skip = set(seen)
-                place = 0
-                for i in range(min(len(order), k + len(skip))):  # k unrated items lie within this prefix
-                    if order[i] in skip:
-                        continue
-                    place += 1
-                    out[0].append(reviewer)
-                    out[1].append(order[i])
-                    out[2].append(scores[i])
-                    out[3].append(place)
-                    if place == k:
-                        break
-            yield _batch(*out)
+                for name, (order, scores) in broadcast.value.items():
+                    place = 0
+                    for i in range(min(len(order), k + len(skip))):  # k unrated items lie within this prefix
+                        if order[i] in skip:
+                            continue
+                        place += 1
+                        rows.append((name, reviewer, order[i], scores[i], place))
+                        if place == k:
+                            break
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in _TOPS_ARROW_SCHEMA]
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(column, f.type) for column, f in zip(columns, _TOPS_ARROW_SCHEMA, strict=True)],
+                schema=_TOPS_ARROW_SCHEMA,
+            )
 
-    return _with_rated(users.select("reviewerID").distinct(), exclude).mapInArrow(take, TOP_K_SCHEMA)
+    return _with_rated(users.select("reviewerID").distinct(), exclude).mapInArrow(take, TOPS_SCHEMA)

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from recsys_assets.model import ranking
-from recsys_assets.model.ranking import ItemFactorTable, global_top_k, model_top_k
+from recsys_assets.model.ranking import METHOD, ItemFactorTable, global_top_k, global_tops, model_top_k
 from recsys_core.scoring import best_k
 
 USERS, ITEMS, RANK, K = 40, 30, 3, 5
@@ -88,6 +88,27 @@ def test_baselines_take_the_first_unrated_items_of_one_global_order(spark: Spark
 
     expected = _reference(np.tile(bias, (USERS, 1)), asins, excluded, K)
     assert got == {r: e for r, e in zip(reviewers, expected, strict=True) if e}
+
+
+def test_several_global_orders_in_one_pass_are_each_its_own_top_k(spark: SparkSession) -> None:
+    _, _, bias, asins, reviewers, excluded = _problem(seed=4)
+    user_frame, exclude = _frames(spark, reviewers, np.zeros((USERS, RANK)), excluded)
+    orders = {"by_bias": bias, "reversed": -bias, "tied": np.zeros(ITEMS)}
+    frames = {
+        name: spark.createDataFrame(
+            [(a, float(s)) for a, s in zip(asins, scores, strict=True)], "asin string, score double"
+        )
+        for name, scores in orders.items()
+    }
+
+    together = global_tops(user_frame, exclude, frames, K).cache()
+
+    assert {row[METHOD] for row in together.select(METHOD).distinct().collect()} == set(orders)
+    for name, scores in orders.items():
+        got = _lists(together.where(together[METHOD] == name).drop(METHOD))
+        expected = _reference(np.tile(scores, (USERS, 1)), asins, excluded, K)
+        assert got == {r: e for r, e in zip(reviewers, expected, strict=True) if e}
+    together.unpersist()
 
 
 def test_best_k_matches_a_full_sort_on_random_rows_with_ties_and_exclusions() -> None:
