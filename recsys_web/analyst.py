@@ -15,6 +15,7 @@ from recsys_web import audit, inputs
 from recsys_web.auth import analyst_required, logged_in_user
 from recsys_web.db import get_db
 from recsys_web.recommendations import load_recommendations
+from recsys_web.resources import resources
 
 bp = Blueprint("analyst", __name__)
 
@@ -28,4 +29,5 @@ def view() -> ResponseReturnValue:
     reviewer = inputs.reviewer_id(raw)
     db = get_db()
     audit.record(db, logged_in_user()["email"], "view", reviewer, surface="page")
-    return render_template("pages/analyst.html", reviewer=reviewer, top=load_recommendations(db, reviewer))
+    top = load_recommendations(db, resources().cache, reviewer)
+    return render_template("pages/analyst.html", reviewer=reviewer, top=top)

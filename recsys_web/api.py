@@ -38,7 +38,7 @@ def recommendations(reviewer_id: str) -> ResponseReturnValue:
             raise Forbidden("You can read only the recommendations of the reviewerID linked to your account.")
         audit.record(db, user["email"], "view", reviewer, surface="api")
     publisher = resources().publisher()
-    top = load_recommendations(db, reviewer)
+    top = load_recommendations(db, resources().cache, reviewer)
     if top is not None:
         if own:
             publisher.publish(impression(reviewer, top, "api"))
@@ -65,7 +65,7 @@ def healthz() -> ResponseReturnValue:
     """Reachability of MongoDB and Kafka (503 unless both answer), and the app's counters.
 
     The counters are those of the worker process that answers (each gunicorn worker has its
-    own producer and streams).
+    own producer, streams and document cache).
     """
     res = resources()
     timeout_s = current_app.config["KAFKA_TIMEOUT_S"]
@@ -83,6 +83,7 @@ def healthz() -> ResponseReturnValue:
             "ratings": res.ratings().counts(),
         },
         "streams": {"open": res.streams.current, "opened_total": res.streams.total},
+        "cache": res.cache.stats(),
     }
     healthy = body["mongo"] == body["kafka"] == "up"
     body["status"] = "ok" if healthy else "degraded"

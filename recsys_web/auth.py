@@ -30,6 +30,7 @@ from recsys_core import mongo
 from recsys_web import accounts, inputs, passwords, sessions, throttle
 from recsys_web.db import get_db
 from recsys_web.errors import wants_json
+from recsys_web.resources import resources
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -55,13 +56,18 @@ def _session_user() -> mongo.Document | None:
         user_id = ObjectId(session["user_id"])
     except (KeyError, InvalidId, TypeError):
         return None
-    user = get_db()[mongo.USERS].find_one({"_id": user_id}, {"password_hash": 0})
+    user: mongo.Document | None = resources().cache.read(mongo.USERS, user_id, lambda: _find_user(user_id))
     absolute_s = current_app.config["SESSION_ABSOLUTE_LIFETIME"].total_seconds()
     expired = time.time() - float(session.get("login_at", 0)) > absolute_s
     if user is None or expired or session.get("epoch") != user.get("session_epoch", 0):
         session.clear()  # the account is gone, the session is too old, or its password changed
         return None
     return user
+
+
+def _find_user(user_id: ObjectId) -> tuple[ObjectId, mongo.Document] | None:
+    user = get_db()[mongo.USERS].find_one({"_id": user_id}, {"password_hash": 0})
+    return None if user is None else (user_id, user)
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | ResponseReturnValue]:
@@ -172,6 +178,7 @@ def password() -> ResponseReturnValue:
         return _form_error("auth/password.html", "The current password is wrong.", 401, user=user)
     throttle.clear(db, key)
     epoch = accounts.set_password(db, user["_id"], new, end_sessions=True)
+    resources().cache.forget(mongo.USERS, user["_id"])  # this worker ends the other sessions at once
     _start_session(user["_id"], epoch)
     flash("Your password is changed. Every other session of this account has ended.")
     return redirect(url_for("auth.account"), code=303)

@@ -70,6 +70,9 @@ def default_config(settings: Settings) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": settings.web_cookie_secure,
         # Forms and JSON bodies are tiny; refuse anything large before parsing it.
         "MAX_CONTENT_LENGTH": 64 * 1024,
+        # Sessions, accounts and lists each worker keeps in memory while a change stream proves
+        # them current (see cache.py); 0 reads every one from MongoDB.
+        "READ_CACHE_ENTRIES": 100_000,
     }
 
 

@@ -28,9 +28,11 @@ def result() -> ResponseReturnValue:
         flash("Your account has no reviewer identity; the operator can link one (recsys users link).")
         return redirect(url_for("auth.account"))
     db = get_db()
-    top: Recommendations | PopularList | None = load_recommendations(db, reviewer) or load_popular(db, ALL_CATEGORIES)
+    res = resources()
+    top: Recommendations | PopularList | None = load_recommendations(db, res.cache, reviewer)
+    top = top or load_popular(db, ALL_CATEGORIES)
     if top is not None:
-        resources().publisher().publish(impression(reviewer, top, "page"))
+        res.publisher().publish(impression(reviewer, top, "page"))
     return render_template("pages/result.html", reviewer=reviewer, top=top)
 
 

@@ -2,8 +2,9 @@
 
 The documents are read with the contract's classes (``recsys_core.contract``), the same
 ones the publishing assets write through, so a list the pipeline published is exactly the
-list a page shows. Showing a list is an impression, logged on the ``impressions`` topic;
-the ``recommendations`` topic carries only real changes to a reviewer's list.
+list a page shows; a reviewer's list is read through the worker's document cache, decoded.
+Showing a list is an impression, logged on the ``impressions`` topic; the ``recommendations``
+topic carries only real changes to a reviewer's list.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from recsys_core.contract import (
     SimilarProducts,
     Surface,
 )
+from recsys_web.cache import DocumentCache
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,17 @@ class PopularList:
         }
 
 
-def load_recommendations(db: Database[mongo.Document], reviewer_id: str) -> Recommendations | None:
+def load_recommendations(
+    db: Database[mongo.Document], cache: DocumentCache, reviewer_id: str
+) -> Recommendations | None:
     """The reviewer's published list, or None when there is none (or an empty one) for them."""
-    doc = db[Recommendations.collection].find_one({"_id": reviewer_id})
-    if doc is None:
-        return None
-    recommendations = Recommendations.from_document(doc)
-    return recommendations if recommendations.items else None
+
+    def find() -> tuple[str, Recommendations] | None:
+        doc = db[Recommendations.collection].find_one({"_id": reviewer_id})
+        return None if doc is None else (reviewer_id, Recommendations.from_document(doc))
+
+    recommendations: Recommendations | None = cache.read(Recommendations.collection, reviewer_id, find)
+    return recommendations if recommendations is not None and recommendations.items else None
 
 
 def load_popular(db: Database[mongo.Document], category: str) -> PopularList | None:

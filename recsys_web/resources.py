@@ -1,5 +1,5 @@
 """The long-lived connections of one app: the MongoDB client, the impressions and interactions
-publishers, and the open streams.
+publishers, the open streams, and the documents kept in memory (``cache``).
 
 They are created lazily, on first use in a request, never in ``create_app``: under gunicorn
 the app is built in the master and the workers are forked from it, and neither a MongoClient
@@ -20,6 +20,7 @@ from pymongo.database import Database
 
 from recsys_core import mongo
 from recsys_core.connections import mongo_client
+from recsys_web.cache import DocumentCache
 from recsys_web.publisher import Publisher
 
 
@@ -56,6 +57,10 @@ class StreamSlots:
             self.current -= 1
 
 
+CACHED_COLLECTIONS = (mongo.SESSIONS, mongo.USERS, mongo.RECOMMENDATIONS)
+"""What every request reads: the caller's session, account and list."""
+
+
 class Resources:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._config = config
@@ -65,6 +70,7 @@ class Resources:
         self._publishers: dict[str, Publisher] = {}
         self._releases: list[Callable[[], None]] = []
         self.streams = StreamSlots()
+        self.cache = DocumentCache(CACHED_COLLECTIONS, int(config["READ_CACHE_ENTRIES"]))
 
     def on_close(self, release: Callable[[], None]) -> None:
         """Something else of this app's that ``close()`` releases (the rate limiter's own MongoDB client)."""
@@ -83,6 +89,7 @@ class Resources:
             for name in mongo.WEB_COLLECTIONS:
                 mongo.ensure_collection(db, name)
             self._schema_ready = True
+            self.cache.start(db)
         return db
 
     def publisher(self) -> Publisher:
@@ -110,6 +117,7 @@ class Resources:
             return self._publishers[name]
 
     def close(self) -> None:
+        self.cache.close()
         for release in self._releases:
             release()
         with self._lock:

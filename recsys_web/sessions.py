@@ -9,18 +9,20 @@ cookie re-set) only when its last refresh is SESSION_REFRESH_AFTER old: otherwis
 and API call would pay a majority write, the largest cost of a request. The idle timeout then
 ends a session up to that much early, never late.
 
-Four things differ from Flask-Session's own ``MongoDBSessionInterface`` set-up, hence the
+Five things differ from Flask-Session's own ``MongoDBSessionInterface`` set-up, hence the
 subclass: the collection comes from the app's resources, opened on first use in a worker
 (Flask-Session's constructor wants a connected client and creates an index, in gunicorn's
-master before the fork); a session whose ``expiration`` has passed is not read back (MongoDB's
-TTL monitor deletes it only within a minute); an unchanged session is refreshed in steps (above);
+master before the fork); a session is read through the worker's document cache (``cache.py``:
+its writes and deletes here drop it at once, those of other workers within the change
+stream's delay); a session whose ``expiration`` has passed is not read back (MongoDB's TTL
+monitor deletes it only within a minute); an unchanged session is refreshed in steps (above);
 and a MongoDB that is down makes the request the app's 503, whether reading the session (before
 the view) or saving it (after) fails.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Request, Response, current_app, g, session
@@ -46,12 +48,24 @@ class SessionInterface(MongoDBSessionInterface):  # type: ignore[misc]  # flask-
         return self._resources.database()[mongo.SESSIONS]
 
     def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
-        document = self.store.find_one({"id": store_id, "expiration": {"$gt": datetime.now(UTC)}})
-        if document is None:
+        document = self._resources.cache.read(mongo.SESSIONS, store_id, lambda: self._find(store_id))
+        if document is None or document["expiration"] <= datetime.now(UTC):
             return None
         g.session_expiration = document["expiration"]  # the client is tz_aware
         data: dict[str, Any] = self.serializer.decode(bytes(document["val"]))
         return data
+
+    def _find(self, store_id: str) -> tuple[Any, mongo.Document] | None:
+        document = self.store.find_one({"id": store_id})
+        return None if document is None else (document["_id"], document)
+
+    def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
+        super()._upsert_session(session_lifetime, session, store_id)
+        self._resources.cache.forget(mongo.SESSIONS, store_id)
+
+    def _delete_session(self, store_id: str) -> None:
+        super()._delete_session(store_id)
+        self._resources.cache.forget(mongo.SESSIONS, store_id)
 
     def should_set_storage(self, app: Flask, session: ServerSideSession) -> bool:
         """A changed session is always stored; an unchanged one once its refresh is SESSION_REFRESH_AFTER old."""

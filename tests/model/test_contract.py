@@ -25,7 +25,9 @@ from recsys_core.contract import (
     RecommendedItem,
     stored_time,
 )
+from recsys_web.cache import DocumentCache
 from recsys_web.recommendations import load_popular, load_recommendations
+from recsys_web.resources import CACHED_COLLECTIONS
 from tests.model.conftest import Published
 from tests.web.conftest import login, make_app, register
 
@@ -51,7 +53,12 @@ def test_the_web_readers_serve_what_was_published(published: Published) -> None:
     db = published.pipeline.db
     doc = db[Recommendations.collection].find_one(sort=[("_id", 1)])
     assert doc is not None
-    served = load_recommendations(db, doc["_id"])
+    cache = DocumentCache(CACHED_COLLECTIONS, max_entries=10)
+    cache.start(db)
+    try:
+        served = load_recommendations(db, cache, doc["_id"])
+    finally:
+        cache.close()
     assert served is not None
     assert [item.asin for item in served.items] == [item["asin"] for item in doc["items"]]
     assert len(served.items) == TOP_K

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import XSS_TITLE, Catalog, new_reviewer
+from tests.web.conftest import XSS_TITLE, Catalog, new_reviewer, wait_until
 
 
 def test_own_recommendations(user_client, catalog: Catalog) -> None:
@@ -76,3 +76,4 @@ def test_healthz_reports_both_services_and_counters(client, catalog: Catalog) ->
     assert body["streams"] == {"open": 0, "opened_total": 0}
     assert set(body["kafka_messages"]["impressions"]) == {"produced", "delivered", "failed"}
     assert set(body["kafka_messages"]["interactions"]) == {"produced", "delivered", "failed"}
+    wait_until(lambda: client.get("/healthz").get_json()["cache"]["live"], "the document cache's stream open")

@@ -18,7 +18,7 @@ from recsys_core import mongo
 from recsys_core.settings import Settings
 from recsys_web import passwords
 from recsys_web.server import cookie_setting_problem
-from tests.web.conftest import PASSWORD, csrf_token, login, make_app, register
+from tests.web.conftest import PASSWORD, csrf_token, login, make_app, register, wait_until
 
 NEW_PASSWORD = "a brand new passphrase"
 COOKIE = "recsys_session"
@@ -28,6 +28,15 @@ def session_cookie(client: FlaskClient) -> str:
     cookie = client.get_cookie(COOKIE)
     assert cookie is not None
     return cookie.value
+
+
+def set_session_expiration(client: FlaskClient, db: Database[mongo.Document], expiration: datetime) -> None:
+    """Move the stored expiry as another worker's write would, and wait until this app's document
+    cache has seen it (the change stream's delay: an app reads a session it keeps from memory)."""
+    sid = session_cookie(client)
+    db[mongo.SESSIONS].update_one({"id": sid}, {"$set": {"expiration": expiration}})
+    cache = client.application.extensions["recsys"].cache
+    wait_until(lambda: not cache.holds(mongo.SESSIONS, sid), "the app's cache to drop the changed session")
 
 
 def change_password(client: FlaskClient, current: str, new: str, **kwargs: Any) -> Any:
@@ -101,7 +110,7 @@ def test_an_idle_session_ends(client: FlaskClient, db: Database[mongo.Document])
     assert timedelta(minutes=29) < stored["expiration"] - datetime.now(UTC) <= timedelta(minutes=30)
     assert db[mongo.SESSIONS].index_information()["expiration_ttl"]["expireAfterSeconds"] == 0
     # Idle for longer than that (moved, not slept): the TTL monitor has not run yet, and it is still over.
-    db[mongo.SESSIONS].update_one({"id": sid}, {"$set": {"expiration": datetime.now(UTC) - timedelta(seconds=1)}})
+    set_session_expiration(client, db, datetime.now(UTC) - timedelta(seconds=1))
     assert client.get("/auth/account").location.endswith("/auth/login")
 
 
@@ -114,7 +123,7 @@ def test_an_unchanged_session_is_written_back_only_once_its_refresh_is_a_minute_
     sid = session_cookie(client)
     # Refreshed 30 s ago: requests neither write the session nor re-set its cookie.
     thirty_s_ago = datetime.now(UTC) + timedelta(minutes=30) - timedelta(seconds=30)
-    db[mongo.SESSIONS].update_one({"id": sid}, {"$set": {"expiration": thirty_s_ago}})
+    set_session_expiration(client, db, thirty_s_ago)
     answer = client.get("/auth/account")
     assert answer.status_code == 200
     assert "Set-Cookie" not in answer.headers
@@ -122,7 +131,7 @@ def test_an_unchanged_session_is_written_back_only_once_its_refresh_is_a_minute_
     assert stored is not None
     assert abs(stored["expiration"] - thirty_s_ago) < timedelta(milliseconds=1)
     # Refreshed 2 minutes ago: the next request moves the expiry a full idle lifetime on again.
-    db[mongo.SESSIONS].update_one({"id": sid}, {"$set": {"expiration": thirty_s_ago - timedelta(minutes=2)}})
+    set_session_expiration(client, db, thirty_s_ago - timedelta(minutes=2))
     answer = client.get("/auth/account")
     assert answer.status_code == 200
     assert "Set-Cookie" in answer.headers

@@ -69,6 +69,7 @@ def test_mongo_down_pages_say_so_and_api_answers_503_json(mongo_down_app: Flask)
         "kafka": "up",
         "kafka_messages": None,
         "streams": {"open": 0, "opened_total": 0},
+        "cache": {"live": False, "entries": 0, "changes_seen": 0},  # nothing kept: every read goes to MongoDB
     }
 
 
