@@ -62,6 +62,7 @@ LOCUST_USERS = 250
 STREAMS_CONNECTING = 25
 MEMORY_EVERY_S = 2.0
 PORT, ANCHOR_PORT = 5420, 5421
+WARM_UP_S = 3
 
 
 def _publish(settings: Settings, reviewers: list[str]) -> None:
@@ -281,7 +282,7 @@ def api_against_anchor(settings: Settings, shoppers: list[Shopper], seconds: int
 def _wrk_runs(url: str, owners: Path, seconds: int) -> dict[str, dict[str, Any]]:
     """One unmeasured run first (a new worker's first requests import, connect and fill its
     document cache; the anchor's warm up alike), then 16 and 64 connections."""
-    _wrk(url, owners, 16, seconds)
+    _wrk(url, owners, 16, WARM_UP_S)
     return {f"c{connections}": _wrk(url, owners, connections, seconds) for connections in (16, 64)}
 
 
