@@ -71,8 +71,9 @@ def default_config(settings: Settings) -> dict[str, Any]:
         # Forms and JSON bodies are tiny; refuse anything large before parsing it.
         "MAX_CONTENT_LENGTH": 64 * 1024,
         # Sessions, accounts and lists each worker keeps in memory while a change stream proves
-        # them current (see cache.py); 0 reads every one from MongoDB.
-        "READ_CACHE_ENTRIES": 100_000,
+        # them current (see cache.py), least recently used out first; 0 reads every one from
+        # MongoDB. A list takes about 9 KiB, so this is at most about 90 MiB a worker.
+        "READ_CACHE_ENTRIES": 10_000,
     }
 
 
