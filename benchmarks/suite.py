@@ -39,11 +39,11 @@ class Benchmark:
 # floor is the four pipeline runs (model, scale's two sizes, quality's one dataset), each about 2 min at any
 # small size.
 BENCHMARKS = (
-    Benchmark("ingest (issue 12, item 1)", "benchmarks.bench_ingest", ("--reviews", "30000"), ("--reviews", "1000000")),
+    Benchmark("ingest (issue 12, item 1)", "benchmarks.bench_ingest", ("--reviews", "50000"), ("--reviews", "1000000")),
     Benchmark(
         "model and batch publish (items 2, 3, 5)",
         "benchmarks.bench_model",
-        ("--reviews", "10000", "--rounds", "2"),
+        ("--reviews", "20000", "--rounds", "2"),
         ("--reviews", "1000000"),
     ),
     Benchmark(
@@ -61,7 +61,7 @@ BENCHMARKS = (
     Benchmark(
         "quality (item 7)",
         "benchmarks.bench_quality",
-        ("--datasets", "Gift_Cards", "--tuning-budget", "10"),
+        ("--datasets", "Gift_Cards", "--tuning-budget", "15"),
     ),
 )
 
