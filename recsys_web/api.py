@@ -37,8 +37,9 @@ def recommendations(reviewer_id: str) -> ResponseReturnValue:
         if not accounts.is_analyst(user):
             raise Forbidden("You can read only the recommendations of the reviewerID linked to your account.")
         audit.record(db, user["email"], "view", reviewer, surface="api")
-    publisher = resources().publisher()
-    top = load_recommendations(db, resources().cache, reviewer)
+    res = resources()
+    publisher = res.publisher()
+    top = load_recommendations(db, res.cache, reviewer)
     if top is not None:
         if own:
             publisher.publish(impression(reviewer, top, "api"))

@@ -100,11 +100,15 @@ class DocumentCache:
         return value
 
     def forget(self, collection: str, key: Hashable) -> None:
-        """Drop ``key`` now: this worker has just changed its document (and readers in flight keep nothing)."""
+        """Drop ``key`` now: this worker has just changed its document. Readers in flight keep
+        nothing either, since one may have read the document before the change (this worker's
+        writes are rare: logins, logouts, password changes, a session's refresh once a minute)."""
         with self._lock:
             entry = self._entries.pop((collection, key), None)
             if entry is not None:
-                self._changed_now(collection, entry[0])
+                self._key_of.pop((collection, entry[0]), None)
+            self._position += 1
+            self._oldest_trusted = self._position
 
     def holds(self, collection: str, key: Hashable) -> bool:
         with self._lock:
@@ -138,7 +142,7 @@ class DocumentCache:
         self._changes.append((self._position, (collection, document_id)))
         while len(self._changes) > CHANGES_KEPT:
             position, forgotten = self._changes.popleft()
-            self._oldest_trusted = position
+            self._oldest_trusted = max(self._oldest_trusted, position)
             if self._changed.get(forgotten) == position:
                 del self._changed[forgotten]
 
