@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from dagster import ExecuteInProcessResult
 from pyspark.sql import SparkSession
 
@@ -38,7 +39,8 @@ def test_same_seed_and_data_give_the_same_sample_and_metrics(isolated: Pipeline,
     assert abs(len(first_ids) - total / 2) <= 10  # rounding per stratum only
     first_metrics, second_metrics = _evaluation(first), _evaluation(second)
     assert first_metrics["model/rmse"] > 0
-    assert first_metrics == second_metrics
+    # Spark adds an average's partial sums in the order its tasks finish: the last bits may differ.
+    assert first_metrics == pytest.approx(second_metrics, rel=1e-12, abs=1e-15)
 
     other = isolated.run(["review_sample"], review_sample={"fraction": 0.5, "seed": 8})
     assert _sample_ids(spark, other) != first_ids
