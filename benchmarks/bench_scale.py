@@ -4,10 +4,12 @@ and the blocked top-k against a bare numpy blocked top-k on the same factors (it
     python -m benchmarks.bench_scale --reviews 100000 1000000 5000000
 
 Each size is generated with the ``amazon-5core`` shape into a folder and database of its own,
-and runs in a process of its own; mongod's peak is reset before it (``reset_peak``), so every
-peak is that size's. Writes ``benchmarks/results/scale.json``, ``scale.png`` and the scale table of
-BENCHMARKS.md (between its markers). A size that fails is a row of the table, with the stage it
-failed in; the sizes that ran are still reported, and the exponent is fitted on them.
+and runs in a process of its own; mongod's peak is reset before it (``reset_peak``), so its
+peak is the most it held during that size (counted from what it already held: its allocator
+keeps some memory of the smaller sizes before). Writes ``benchmarks/results/scale.json``,
+``scale.png`` and the scale table of BENCHMARKS.md (between its markers). A size that fails is
+a row of the table, with the stage it failed in; the sizes that ran are still reported, and the
+exponent is fitted on them.
 
 The scoring stage and its anchor are timed on the same seeded subset of reviewers (at most
 ``TOP_K_REVIEWERS``): the anchor is single-threaded numpy, and at 5M reviews its full run would
