@@ -28,7 +28,7 @@ from benchmarks.report import RESULTS, Figure, provenance, write_section
 from recsys_assets.ingest.lines import numbered_lines
 from recsys_assets.ingest.loading import Target, load_partition
 from recsys_assets.ingest.reviews import parse_reviews
-from recsys_assets.spark import spark_config
+from recsys_assets.spark import spark_session
 from recsys_core import mongo, services
 from recsys_core.connections import project_database
 from recsys_core.settings import get_settings
@@ -53,10 +53,7 @@ def main() -> None:
 
     settings = get_settings()
     services.up(settings)
-    builder = SparkSession.builder
-    for key, value in spark_config(settings).items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = spark_session(settings)
     spark.sparkContext.setLogLevel("ERROR")
     db = project_database(settings).client[f"{settings.mongo_db}_bench_ingest"]
     db.client.drop_database(db.name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from dagster import Definitions
-from dagster_pyspark import PySparkResource
 
 from recsys_assets.ingest import defs as ingest
 from recsys_assets.model import defs as model
@@ -17,7 +16,7 @@ from recsys_assets.model.handles import HandleIOManager
 from recsys_assets.model.orchestration import RetrainPolicy
 from recsys_assets.model.store import ModelStore
 from recsys_assets.resources import KafkaResource, MongoResource, RawDataResource
-from recsys_assets.spark import spark_config
+from recsys_assets.spark import spark_resource
 from recsys_core.settings import Settings, get_settings
 
 
@@ -28,7 +27,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     )
     return {
         "mongo": mongo,
-        "pyspark": PySparkResource(spark_config=spark_config(settings)),
+        "pyspark": spark_resource(settings),
         "raw_data": RawDataResource(data_dir=str(settings.effective_data_dir)),
         "kafka": KafkaResource(
             bootstrap_servers=settings.effective_kafka_bootstrap,

@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from pymongo.database import Database
 from pyspark.sql import SparkSession
 
-from recsys_assets.spark import spark_config
+from recsys_assets.spark import spark_session
 from recsys_core import mongo, services
 from recsys_core.connections import project_database
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
@@ -84,10 +84,7 @@ def real_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def spark(running_services: Settings) -> Iterator[SparkSession]:
     """One local Spark session for the whole test run, configured as the assets configure theirs."""
-    builder = SparkSession.builder
-    for key, value in spark_config(running_services).items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = spark_session(running_services)
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

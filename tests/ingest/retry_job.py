@@ -16,12 +16,11 @@ from pathlib import Path
 
 from pymongo import MongoClient
 from pyspark import TaskContext
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from recsys_assets.ingest.loading import replace_scope
-from recsys_assets.spark import spark_config
+from recsys_assets.spark import spark_session
 from recsys_core import mongo
 from recsys_core.connections import project_database
 from recsys_core.settings import get_settings
@@ -32,10 +31,7 @@ PAD = 2000  # bytes a row: the Python worker's 64 KB output buffer is flushed ev
 
 def main(category: str, marker: Path) -> None:
     settings = get_settings()
-    builder = SparkSession.builder
-    for key, value in spark_config(settings).items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = spark_session(settings)
     db = project_database(settings)
     uri, name = settings.effective_mongo_uri, db.name
 

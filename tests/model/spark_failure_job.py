@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
 from recsys_assets.runs import failure_causes
-from recsys_assets.spark import spark_config
+from recsys_assets.spark import spark_resource
 from recsys_assets.spark_steps import spark_step
 from recsys_core.settings import get_settings
 
@@ -74,7 +74,7 @@ if __name__ == "__main__":
     outcome = materialize(
         [assets[sys.argv[1]]],
         instance=DagsterInstance.ephemeral(),
-        resources={"pyspark": PySparkResource(spark_config=spark_config(get_settings()))},
+        resources={"pyspark": spark_resource(get_settings())},
         raise_on_error=False,
     )
     print(json.dumps(failure(outcome)))

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, materialize
-from dagster_pyspark import PySparkResource
 
-from recsys_assets.spark import DRIVER_LOG_DAYS, driver_log, spark_config
+from recsys_assets.spark import DRIVER_LOG_DAYS, driver_log, spark_resource
 from recsys_core import mongo
 from recsys_core.connections import project_database
 from recsys_core.settings import PROJECT_ROOT, Settings
@@ -32,7 +31,7 @@ def test_an_executor_exception_is_reported_with_its_cause_and_stage(running_serv
     result = materialize(
         [executor_exception],
         instance=DagsterInstance.ephemeral(),
-        resources={"pyspark": PySparkResource(spark_config=spark_config(running_services))},
+        resources={"pyspark": spark_resource(running_services)},
         raise_on_error=False,
     )
     assert not result.success
@@ -51,7 +50,7 @@ def test_a_long_step_logs_the_progress_of_its_stages(running_services: Settings,
     result = materialize(
         [slow_job],
         instance=instance,
-        resources={"pyspark": PySparkResource(spark_config=spark_config(running_services))},
+        resources={"pyspark": spark_resource(running_services)},
     )
     assert result.success
     messages = [
