@@ -155,6 +155,7 @@ class DriverClassArchive:
                 continue
             with os.fdopen(descriptor, "w") as file:
                 file.write(str(os.getpid()))
+            self._remove_dead_writers_files()
             return claim
         return None
 
@@ -175,8 +176,10 @@ class DriverClassArchive:
             if gateway.proc.wait(timeout=ARCHIVE_WRITE_TIMEOUT_S) == 0 and self.maps(written, classpath):
                 assert self.path is not None
                 os.replace(written, self.path)
-                self._prune()
-        except Exception as error:
+                for other in self.folder.glob("driver-*.jsa"):  # another JDK's or Spark's
+                    if other != self.path:
+                        other.unlink(missing_ok=True)
+        except Exception as error:  # the archive only makes starts faster: its loss must never fail a run
             print(f"recsys: the Spark class archive was not written: {error!r}", file=sys.stderr)
         finally:
             written.unlink(missing_ok=True)
@@ -196,14 +199,12 @@ class DriverClassArchive:
         )  # fmt: skip
         return check.returncode == 0
 
-    def _prune(self) -> None:
-        """Delete the archives of other JDKs or Sparks, and files left by writers that died."""
-        for entry in self.folder.glob("driver-*"):
-            if entry == self.path or entry.suffix == ".claim":
-                continue
-            pid = entry.suffixes[0].lstrip(".") if entry.suffix == ".tmp" else ""
+    def _remove_dead_writers_files(self) -> None:
+        """Delete what writers that died left (about 200 MB each): ``driver-<digest>.<pid>.tmp``."""
+        for left in self.folder.glob("driver-*.*.tmp"):
+            pid = left.suffixes[0].lstrip(".")
             if not (pid.isdigit() and alive(int(pid))):
-                entry.unlink(missing_ok=True)
+                left.unlink(missing_ok=True)
 
 
 def start_session(config: dict[str, str], archive: DriverClassArchive) -> SparkSession:

@@ -49,11 +49,12 @@ def dead_pid() -> int:
 
 @pytest.fixture(scope="module")
 def written(running_services: Settings, tmp_path_factory: pytest.TempPathFactory) -> DriverClassArchive:
-    """An archive folder where a claim left by a dead process was taken over and one driver has run."""
+    """An archive folder where one driver has run, after a writer that died left its claim and half a file."""
     archive = DriverClassArchive(tmp_path_factory.mktemp("class-archive"))
     assert archive.path is not None
-    archive.folder.mkdir(parents=True, exist_ok=True)
-    archive.path.with_suffix(".claim").write_text(str(dead_pid()))
+    died = dead_pid()
+    archive.path.with_suffix(".claim").write_text(str(died))
+    archive.path.with_name(f"{archive.path.stem}.{died}.tmp").write_bytes(b"half an archive")
     first = run_driver(archive.folder)
     assert first.returncode == 0, first.stderr[-3000:]
     return archive
