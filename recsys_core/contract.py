@@ -199,6 +199,7 @@ class ItemFactor(MongoDocument):
     alpha: float
     global_mean: float
     user_bias_damping: float
+    bias_rounds: int = Field(default=1, ge=1)  # the rating head's, which the explicit fold-in alternates as often
     updated_at: AwareDatetime
 
 

@@ -10,7 +10,9 @@ ratings, so new ratings change recommendations at once, before the next retrain.
   strength ``s_i`` is the rating, or 0 for a rating of at most ``DISLIKED_MAX_RATING``
   (``implicit_strength``);
 - explicit head: ``(sum y_i y_i' + lambda n I) x = sum e_i y_i`` where ``e_i`` is the rating
-  minus the damped baseline ``mu + b_u + b_i``; a score then adds ``b_i`` back.
+  minus the damped baseline ``mu + b_u + b_i``; a score then adds ``b_i`` back. When the
+  rating head alternates its biases and factors (``bias_rounds``), so does the fold-in: ``b_u``
+  is refitted on what ``x`` leaves, and ``x`` solved again.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ItemFactors:
     alpha: float
     global_mean: float
     user_bias_damping: float
+    bias_rounds: int
     model_version: str
 
     @classmethod
@@ -63,6 +66,7 @@ class ItemFactors:
             alpha=first.alpha,
             global_mean=first.global_mean,
             user_bias_damping=first.user_bias_damping,
+            bias_rounds=first.bias_rounds,
             model_version=first.model_version,
         )
 
@@ -111,18 +115,26 @@ def fold_in(factors: ItemFactors, ratings: Mapping[str, float], implicit: Mappin
     rows = np.fromiter(known.values(), dtype=np.int64)
     r = np.asarray([signals[asin] for asin in known], dtype=np.float64)
     y = factors.vectors[rows]
-    identity = np.eye(factors.rank)
-    if factors.implicit_prefs:
-        confidence = factors.alpha * np.abs(r)
-        positive = r > 0
-        a = factors.gram + (y.T * confidence) @ y + factors.reg_param * positive.sum() * identity
-        b = y[positive].T @ (1.0 + confidence[positive])
-    else:
-        offsets = r - factors.global_mean - factors.item_bias[rows]
-        user_bias = offsets.sum() / (len(r) + factors.user_bias_damping)
-        a = y.T @ y + factors.reg_param * len(r) * identity
-        b = y.T @ (offsets - user_bias)
+    if not factors.implicit_prefs:
+        return _explicit_fold_in(factors, r - factors.global_mean - factors.item_bias[rows], y)
+    confidence = factors.alpha * np.abs(r)
+    positive = r > 0
+    a = factors.gram + (y.T * confidence) @ y + factors.reg_param * positive.sum() * np.eye(factors.rank)
+    b = y[positive].T @ (1.0 + confidence[positive])
     solution: Vector = np.linalg.solve(a, b)
+    return solution
+
+
+def _explicit_fold_in(factors: ItemFactors, offsets: Vector, y: NDArray[np.float64]) -> Vector:
+    """The vector, as the rating head fits it: ``bias_rounds`` alternations of the reviewer's damped bias on what
+    the vector leaves and the vector on what the bias leaves (``training.fit_rating_head``); one round is the
+    bias of the ratings alone."""
+    a = y.T @ y + factors.reg_param * len(offsets) * np.eye(factors.rank)
+    explained = np.zeros_like(offsets)
+    for _ in range(factors.bias_rounds):
+        user_bias = (offsets - explained).sum() / (len(offsets) + factors.user_bias_damping)
+        solution: Vector = np.linalg.solve(a, y.T @ (offsets - user_bias))
+        explained = y @ solution
     return solution
 
 

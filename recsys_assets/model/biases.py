@@ -1,8 +1,10 @@
 """User and item biases: the classic rating baseline, and the part of our model ALS does not learn.
 
 Spark's ALS has no bias terms, so on ratings that are mostly five stars it spends its
-factors on the offsets. We fit ``mu + b_u + b_i`` first and let ALS learn the residual. The
-same biases are the "user+item bias" baseline in the evaluation.
+factors on the offsets. We fit ``mu + b_u + b_i`` first and let ALS learn the residual; the
+rating head then refits them on what its factors leave (``explained``, in
+``training.fit_rating_head``). The biases of the ratings alone are the "user+item bias"
+baseline in the evaluation.
 
 The biases are the ridge solution of ``r - mu ~ b_u + b_i`` (Koren's baseline predictors),
 reached by alternating the two damped means: item biases on what the user biases leave,
@@ -109,14 +111,23 @@ def fit_bias_candidates(train: DataFrame, dampings: Sequence[Damping]) -> BiasCa
     return BiasCandidates(mu, tuple(dampings), users, items, scale)
 
 
-def fit_biases(train: DataFrame, damping: Damping) -> Biases:
-    """The biases of one damping, cached."""
-    mu, scale, users, items = _alternate(train, [damping], [USER_BIAS], [ITEM_BIAS])
+def fit_biases(train: DataFrame, damping: Damping, explained: str | None = None) -> Biases:
+    """The biases of one damping, cached.
+
+    ``explained`` names a column of ``train`` holding what something else (the rating head's
+    factors) already predicts of each rating: the biases are then the ridge fit of
+    ``r - mu - explained``, with the same ``mu`` and scale, so they and that predictor add up.
+    """
+    mu, scale, users, items = _alternate(train, [damping], [USER_BIAS], [ITEM_BIAS], explained)
     return Biases(mu, damping, users, items, scale)
 
 
 def _alternate(
-    train: DataFrame, dampings: Sequence[Damping], user_columns: list[str], item_columns: list[str]
+    train: DataFrame,
+    dampings: Sequence[Damping],
+    user_columns: list[str],
+    item_columns: list[str],
+    explained: str | None = None,
 ) -> tuple[float, tuple[float, float], DataFrame, DataFrame]:
     """``SWEEPS`` alternations of the damped means, one output column per damping; the tables come back cached.
 
@@ -129,7 +140,8 @@ def _alternate(
     if summary is None or summary[0] is None:
         raise ValueError("cannot fit biases on an empty training set")
     mu = float(summary[0])
-    offsets = train.select("reviewerID", "asin", (F.col("overall") - mu).alias(_OFFSET)).cache()
+    offset = F.col("overall") - mu - (F.lit(0.0) if explained is None else F.col(explained))
+    offsets = train.select("reviewerID", "asin", offset.alias(_OFFSET)).cache()
     item_dampings, user_dampings = [d.item for d in dampings], [d.user for d in dampings]
     items = _damped_means(offsets, None, [], "asin", item_columns, item_dampings)
     users = _damped_means(offsets, items, item_columns, "reviewerID", user_columns, user_dampings)
@@ -164,13 +176,13 @@ def _damped_means(
     )
 
 
-def with_baseline(ratings: DataFrame, biases: Biases) -> DataFrame:
-    """Add ``baseline = mu + b_u + b_i``; an unknown user or item contributes no bias."""
+def with_baseline(ratings: DataFrame, biases: Biases, column: str = BASELINE) -> DataFrame:
+    """Add ``column = mu + b_u + b_i``; an unknown user or item contributes no bias."""
     return (
         ratings.join(biases.users, "reviewerID", "left")
         .join(biases.items, "asin", "left")
         .withColumn(
-            BASELINE,
+            column,
             F.lit(biases.global_mean) + F.coalesce(USER_BIAS, F.lit(0.0)) + F.coalesce(ITEM_BIAS, F.lit(0.0)),
         )
         .drop(USER_BIAS, ITEM_BIAS)

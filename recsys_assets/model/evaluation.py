@@ -184,7 +184,7 @@ def baseline_scores(model: TrainedModel, train: DataFrame) -> dict[str, DataFram
     catalogue = train.select("asin").distinct()
     return {
         GLOBAL_MEAN: catalogue.withColumn("score", F.lit(model.biases.global_mean)),
-        BIAS: catalogue.join(model.biases.items, "asin").withColumnRenamed("item_bias", "score"),
+        BIAS: catalogue.join(model.baseline.items, "asin").withColumnRenamed("item_bias", "score"),
         POPULARITY: train.groupBy("asin").agg(F.count(F.lit(1)).cast("double").alias("score")),
     }
 
@@ -219,7 +219,7 @@ def evaluate(
         {
             MODEL: F.col(PREDICTION),
             GLOBAL_MEAN: F.lit(mu),
-            BIAS: model.biases.clipped(F.col(BASELINE)),  # held to the scale, as ours
+            BIAS: model.baseline.clipped(F.col(BASELINE)),  # held to the scale, as ours
         },
     )
     metrics[POPULARITY] = {"rmse": None, "mae": None}

@@ -324,6 +324,7 @@ def item_factor_documents(model: TrainedModel, updated_at: datetime) -> DataFram
             F.lit(model.ranking_params.alpha).alias("alpha"),
             F.lit(model.biases.global_mean).alias("global_mean"),
             F.lit(model.biases.damping.user).alias("user_bias_damping"),
+            F.lit(model.params.bias_rounds).alias("bias_rounds"),
             F.lit(updated_at).alias("updated_at"),
         ),
         ItemFactor,

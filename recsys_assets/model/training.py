@@ -1,9 +1,10 @@
 """The model: damped biases, dense id indices and two ALS heads, saved in the model store.
 
 The pipeline has a *rating head*, an explicit ALS on the residual ``r - (mu + b_u + b_i)``,
-which predicts ratings, and, when ``implicit_prefs`` is on, a *ranking head*, an implicit
-ALS on the positive interactions (confidence ``1 + alpha * s``, with ``s`` the rating, or 0
-for a dislike: ``IMPLICIT_STRENGTH``), which orders the top-k lists. On Amazon ratings
+which predicts ratings (its biases and factors fitted alternately: ``fit_rating_head``),
+and, when ``implicit_prefs`` is on, a *ranking head*, an implicit ALS on the positive
+interactions (confidence ``1 + alpha * s``, with ``s`` the rating, or 0 for a dislike:
+``IMPLICIT_STRENGTH``), which orders the top-k lists. On Amazon ratings
 (about 90% five stars) no single explicit ALS is good at both: squared error rewards
 predicting the offsets, ranking rewards knowing what people pick at all. With
 ``implicit_prefs`` off, the rating head ranks too (by ``b_i + x_u . y_i``).
@@ -34,7 +35,10 @@ RESIDUAL, RESIDUAL_PREDICTION = "residual", "residual_prediction"
 PREFERENCE, PREDICTION = "preference", "prediction"
 IMPLICIT_STRENGTH = "implicit_strength"
 COLD = "cold"
+_MODEL_BASELINE = "model_baseline"
 MODEL_JSON = "model.json"
+BASELINE_PREFIX = "baseline_"
+"""The bias baseline's tables in the model folder: ``baseline_user_bias``, ``baseline_item_bias``."""
 
 
 class TuningConfig(Config):
@@ -90,6 +94,12 @@ class AlsParams(Config):
     nonnegative: bool = False
     user_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user biases' means.")
     item_damping: float = Field(default=5.0, ge=0.0, description="Damping of the item biases' means.")
+    bias_rounds: int = Field(
+        default=2,
+        ge=1,
+        description="Fits of the rating head: before each after the first, the biases are refitted on what its "
+        "factors leave (r - x_u . y_i). 1: the biases are fitted once, on the ratings alone.",
+    )
     tuning: TuningConfig = Field(default=TuningConfig(), description="The validation search for each head.")
     blocks: int | None = Field(
         default=None,
@@ -207,12 +217,40 @@ def _dense_index(ratings: DataFrame, id_column: str, index_column: str) -> DataF
 
 def learning_columns(train: DataFrame, biases: Biases) -> DataFrame:
     """``train`` with what the heads learn from: the residual of the baseline, and the implicit strength."""
+    # recsys_core.scoring.implicit_strength, as a column
     strength = F.when(F.col("overall") > DISLIKED_MAX_RATING, F.col("overall")).otherwise(F.lit(0.0))
-    return (
-        with_baseline(train, biases)
-        .withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE))
-        .withColumn(IMPLICIT_STRENGTH, strength)  # recsys_core.scoring.implicit_strength, as a column
-    )
+    return _with_residual(train, biases).withColumn(IMPLICIT_STRENGTH, strength)
+
+
+def _with_residual(ratings: DataFrame, biases: Biases) -> DataFrame:
+    return with_baseline(ratings, biases).withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE))
+
+
+def fit_rating_head(
+    params: AlsParams, head: HeadParams, blocks: int, learn: DataFrame, baseline: Biases
+) -> tuple[ALSModel, Biases]:
+    """The rating head, and the biases its factors add to: ``bias_rounds`` fits, alternating with bias refits.
+
+    ALS has no bias terms, so the biases are fitted first and held fixed while it learns their
+    residual; but what the factors then explain was partly credited to the biases. Each later
+    round refits the biases on ``r - x_u . y_i`` (the same ridge fit and dampings) and ALS on
+    their residual, which moves the pair towards the joint fit of biased MF. ``learn`` is the
+    indexed training ratings with ``baseline``'s residual (``learning_columns``). Refitted
+    biases come back cached, for the caller to release; ``baseline`` is never released here.
+    """
+    rating = rating_head(params, head, blocks).fit(learn)
+    biases = baseline
+    for _ in range(params.bias_rounds - 1):
+        # Checkpointed: the refit's plans over the ALS transform otherwise exhausted the driver's heap in the search.
+        explained = rating.transform(learn).select("reviewerID", "asin", "overall", RESIDUAL_PREDICTION)
+        refit = fit_biases(explained.localCheckpoint(), baseline.damping, explained=RESIDUAL_PREDICTION)
+        if biases is not baseline:
+            biases.unpersist()
+        biases = refit
+        data = _with_residual(learn, biases).cache()
+        rating = rating_head(params, head, blocks).fit(data)
+        data.unpersist()
+    return rating, biases
 
 
 @dataclass(frozen=True)
@@ -245,7 +283,8 @@ class Ranker:
 class TrainedModel:
     version: str
     params: AlsParams
-    biases: Biases
+    biases: Biases  # what the rating head's factors add to: ``baseline`` refitted ``bias_rounds - 1`` times
+    baseline: Biases  # the ridge fit of the ratings alone: the bias baseline, and the prediction of a cold pair
     heads: Heads
     ids: Ids
     rating: ALSModel
@@ -267,20 +306,21 @@ class TrainedModel:
         return self.heads.rating if self.ranking is None else self.heads.ranking
 
     def predict_ratings(self, ratings: DataFrame) -> DataFrame:
-        """Every row of ``ratings`` with ``prediction = mu + b_u + b_i + x_u . y_i`` on the scale, and ``cold``.
+        """Every row of ``ratings`` with ``prediction = mu + b_u + b_i + x_u . y_i`` on the scale, ``cold``, and
+        ``baseline``, the bias baseline's unclipped prediction.
 
-        A *cold* pair, whose reviewer or item the factors do not know, is predicted by the
+        A *cold* pair, whose reviewer or item the factors do not know, is predicted by the bias
         baseline alone (the biases it has, else the global mean): no row is ever dropped.
         """
         keys = ["reviewerID", "asin"]
         residuals = self.rating.transform(self.ids.attach(ratings.select(*keys))).select(*keys, RESIDUAL_PREDICTION)
+        warm = F.col(_MODEL_BASELINE) + F.col(RESIDUAL_PREDICTION)
         return (
-            with_baseline(ratings, self.biases)
+            with_baseline(with_baseline(ratings, self.baseline), self.biases, _MODEL_BASELINE)
             .join(residuals, keys, "left")
             .withColumn(COLD, F.col(RESIDUAL_PREDICTION).isNull())
-            .withColumn(
-                PREDICTION, self.biases.clipped(F.col(BASELINE) + F.coalesce(F.col(RESIDUAL_PREDICTION), F.lit(0.0)))
-            )
+            .withColumn(PREDICTION, self.biases.clipped(F.when(F.col(COLD), F.col(BASELINE)).otherwise(warm)))
+            .drop(_MODEL_BASELINE)
         )
 
 
@@ -289,13 +329,13 @@ def fit_model(
 ) -> TrainedModel:
     """Fit the biases, the ids' indices and the heads on ``train``; the biases and indices stay cached, as the
     heads' training data, the saved model and every later use read them."""
-    biases = fit_biases(train, damping)
+    baseline = fit_biases(train, damping)
     ids = Ids.of(train).cache()
-    data = ids.attach(learning_columns(train, biases)).cache()
-    rating = rating_head(params, heads.rating, blocks).fit(data)
+    data = ids.attach(learning_columns(train, baseline)).cache()
+    rating, biases = fit_rating_head(params, heads.rating, blocks, data, baseline)
     ranking = ranking_head(params, heads.ranking, blocks).fit(data) if params.implicit_prefs else None
     data.unpersist()
-    return TrainedModel(version, params, biases, heads, ids, rating, ranking)
+    return TrainedModel(version, params, biases, baseline, heads, ids, rating, ranking)
 
 
 def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri: str, ratings_uri: str) -> None:
@@ -305,8 +345,9 @@ def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri:
         model.ranking.write().overwrite().save(f"{uri}/ranking_head")
     model.ids.users.write.mode("overwrite").parquet(f"{uri}/user_index")
     model.ids.items.write.mode("overwrite").parquet(f"{uri}/item_index")
-    model.biases.users.write.mode("overwrite").parquet(f"{uri}/user_bias")
-    model.biases.items.write.mode("overwrite").parquet(f"{uri}/item_bias")
+    for prefix, biases in (("", model.biases), (BASELINE_PREFIX, model.baseline)):
+        biases.users.write.mode("overwrite").parquet(f"{uri}/{prefix}user_bias")
+        biases.items.write.mode("overwrite").parquet(f"{uri}/{prefix}item_bias")
     store.write_json(
         spark,
         f"{uri}/{MODEL_JSON}",
@@ -324,15 +365,19 @@ def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri:
 
 def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel:
     meta = store.read_json(spark, f"{uri}/{MODEL_JSON}")
-    biases = Biases(
-        global_mean=float(meta["global_mean"]),
-        damping=Damping.model_validate(meta["bias_damping"]),
-        users=spark.read.parquet(f"{uri}/user_bias"),
-        items=spark.read.parquet(f"{uri}/item_bias"),
-        scale=(float(meta["rating_scale"][0]), float(meta["rating_scale"][1])),
+    biases, baseline = (
+        Biases(
+            global_mean=float(meta["global_mean"]),
+            damping=Damping.model_validate(meta["bias_damping"]),
+            users=spark.read.parquet(f"{uri}/{prefix}user_bias"),
+            items=spark.read.parquet(f"{uri}/{prefix}item_bias"),
+            scale=(float(meta["rating_scale"][0]), float(meta["rating_scale"][1])),
+        )
+        for prefix in ("", BASELINE_PREFIX)
     )
     params = AlsParams.model_validate(meta["params"])
     heads = Heads(**{name: HeadParams.model_validate(head) for name, head in meta["heads"].items()})
     ids = Ids(spark.read.parquet(f"{uri}/user_index"), spark.read.parquet(f"{uri}/item_index"))
     ranking = ALSModel.load(f"{uri}/ranking_head") if params.implicit_prefs else None
-    return TrainedModel(str(meta["version"]), params, biases, heads, ids, ALSModel.load(f"{uri}/rating_head"), ranking)
+    rating = ALSModel.load(f"{uri}/rating_head")
+    return TrainedModel(str(meta["version"]), params, biases, baseline, heads, ids, rating, ranking)

@@ -3,7 +3,8 @@
 The train split is split again (leave one out per reviewer, seeded): the search fits on the
 rest and judges on that validation rating, so nothing it learns comes from the test split,
 which ``model_evaluation`` touches once. The biases are refitted on the search's own train
-part, so the validation ratings never leak into them either.
+part, so the validation ratings never leak into them either; so are the rating head's bias
+refits (``bias_rounds``), inside each of its trials.
 
 The biases' dampings are chosen first, by validation RMSE: every user damping of the grid
 with every item damping, all fitted in the same aggregations (``fit_bias_candidates``) and
@@ -41,9 +42,9 @@ from recsys_assets.model.training import (
     Ranker,
     TrainedModel,
     TuningConfig,
+    fit_rating_head,
     learning_columns,
     ranking_head,
-    rating_head,
 )
 from recsys_core.contract import LIKED_RATING
 
@@ -264,10 +265,13 @@ def _validation_rmse(
     validation: _Validation, params: AlsParams, blocks: int, candidate: HeadParams
 ) -> tuple[str, float]:
     explicit = params.model_copy(update={"implicit_prefs": False})
-    rating = rating_head(params, candidate, blocks).fit(validation.learn)
+    baseline = validation.biases
+    rating, biases = fit_rating_head(params, candidate, blocks, validation.learn, baseline)
     heads = Heads(candidate, candidate)
-    model = TrainedModel("validation", explicit, validation.biases, heads, validation.ids, rating, None)
+    model = TrainedModel("validation", explicit, biases, baseline, heads, validation.ids, rating, None)
     rmse = rating_metrics(model.predict_ratings(validation.held).where(~F.col(COLD)), F.col(PREDICTION))["rmse"]
+    if biases is not baseline:
+        biases.unpersist()
     return "rmse", math.inf if rmse is None else rmse
 
 

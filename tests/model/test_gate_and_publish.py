@@ -17,6 +17,7 @@ from recsys_assets.model.features import TRAIN
 from recsys_assets.model.handles import HANDLE, EvaluationHandle, ModelHandle
 from recsys_assets.model.publishing import atomic_publish
 from recsys_assets.model.store import LEASE
+from recsys_assets.model.training import BASELINE_PREFIX
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo
 from recsys_core.contract import TOP_K, ItemFactor, MongoDocument, PopularItem, Recommendations, SimilarProducts
@@ -57,7 +58,7 @@ def _baseline_lists(spark: SparkSession, evaluation: EvaluationHandle, baseline:
     if baseline == POPULARITY:
         scores = dict(Counter(asin for _, asin, split in ratings if split == TRAIN))
     else:
-        biases = spark.read.parquet(f"{evaluation.model.uri}/item_bias").collect()
+        biases = spark.read.parquet(f"{evaluation.model.uri}/{BASELINE_PREFIX}item_bias").collect()
         scores = {row.asin: row.item_bias for row in biases}
     order = sorted(scores, key=lambda asin: (-scores[asin], asin))
     rated: dict[str, set[str]] = defaultdict(set)

@@ -11,7 +11,9 @@ from recsys_core.contract import ItemFactor
 from recsys_core.scoring import ItemFactors, fold_in, recommend, scores
 
 
-def _document(asin: str, vector: list[float], version: str = "v1", implicit: bool = True, bias: float = 0.0):
+def _document(
+    asin: str, vector: list[float], version: str = "v1", implicit: bool = True, bias: float = 0.0, bias_rounds: int = 1
+):
     """An ``item_factors`` document as the publisher writes it: through the contract."""
     factor = ItemFactor(
         asin=asin,
@@ -24,15 +26,19 @@ def _document(asin: str, vector: list[float], version: str = "v1", implicit: boo
         alpha=2.0,
         global_mean=4.0,
         user_bias_damping=5.0,
+        bias_rounds=bias_rounds,
         updated_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     return factor.to_document()
 
 
-def _factors(implicit: bool) -> ItemFactors:
+def _factors(implicit: bool, bias_rounds: int = 1) -> ItemFactors:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(6, 3))
-    docs = [_document(f"i{i}", vectors[i].tolist(), implicit=implicit, bias=0.1 * i) for i in range(6)]
+    docs = [
+        _document(f"i{i}", vectors[i].tolist(), implicit=implicit, bias=0.1 * i, bias_rounds=bias_rounds)
+        for i in range(6)
+    ]
     return ItemFactors.from_documents(reversed(docs))
 
 
@@ -72,6 +78,29 @@ def test_explicit_fold_in_fits_the_residuals_and_scores_add_the_item_bias() -> N
     y = factors.vectors[rows]
     np.testing.assert_allclose((y.T @ y + 0.1 * 3 * np.eye(3)) @ x, y.T @ residual)
     np.testing.assert_allclose(scores(factors, x), factors.vectors @ x + factors.item_bias)
+
+
+def test_explicit_fold_in_alternates_the_bias_and_the_vector_as_the_rating_head_was_fitted() -> None:
+    ratings = {"i0": 2.0, "i1": 5.0, "i2": 3.0, "i4": 4.0}
+    one = _factors(implicit=False)
+    rows = [one.asins.index(a) for a in ratings]
+    offsets = np.array(list(ratings.values())) - 4.0 - one.item_bias[rows]
+    y = one.vectors[rows]
+    a = y.T @ y + 0.1 * 4 * np.eye(3)
+    first = fold_in(one, ratings)
+    second_bias = (offsets - y @ first).sum() / (4 + 5.0)  # the bias refitted on what the first vector leaves
+    second = fold_in(_factors(implicit=False, bias_rounds=2), ratings)
+    np.testing.assert_allclose(a @ second, y.T @ (offsets - second_bias))
+
+    # Alternated long enough, bias and vector reach the ridge fit of both at once.
+    x = fold_in(_factors(implicit=False, bias_rounds=200), ratings)
+    bias = (offsets - y @ x).sum() / (4 + 5.0)
+
+    def loss(b: float, v: np.ndarray) -> float:
+        return float(((offsets - b - y @ v) ** 2).sum() + 5.0 * b * b + 0.1 * 4 * v @ v)
+
+    rng = np.random.default_rng(3)
+    assert all(loss(bias, x) <= loss(bias + 1e-3 * rng.normal(), x + 1e-3 * rng.normal(size=3)) for _ in range(50))
 
 
 def test_recommend_skips_rated_and_excluded_items_and_unknown_ratings_are_ignored() -> None:

@@ -10,7 +10,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recsys_assets.model.biases import BASELINE
+from recsys_assets.model.biases import BASELINE, fit_biases
+from recsys_assets.model.evaluation import rating_metrics
 from recsys_assets.model.features import clean_ratings
 from recsys_assets.model.training import (
     COLD,
@@ -19,8 +20,11 @@ from recsys_assets.model.training import (
     AlsParams,
     HeadParams,
     Heads,
+    Ids,
     TuningConfig,
     fit_model,
+    learning_columns,
+    rating_head,
 )
 from recsys_assets.model.tuning import (
     RANKING,
@@ -182,7 +186,7 @@ def test_every_held_out_rating_is_predicted_and_cold_pairs_get_the_baseline(spar
         if row[COLD]:
             assert row[PREDICTION] == pytest.approx(row[BASELINE])
     assert predicted[("new-user", "new-item")][PREDICTION] == pytest.approx(model.biases.global_mean)
-    item_bias = model.biases.items.where(F.col("asin") == "i1").first()
+    item_bias = model.baseline.items.where(F.col("asin") == "i1").first()  # the bias baseline's
     assert item_bias is not None
     assert predicted[("new-user", "i1")][PREDICTION] == pytest.approx(model.biases.global_mean + item_bias[1])
     assert predicted[("u1", "i1")][PREDICTION] != pytest.approx(predicted[("u1", "i1")][BASELINE])
@@ -190,10 +194,56 @@ def test_every_held_out_rating_is_predicted_and_cold_pairs_get_the_baseline(spar
 
 def test_predictions_are_held_to_the_training_rating_scale(spark: SparkSession) -> None:
     train = _ratings(spark)
-    params = AlsParams(rank=8, max_iter=10, reg_param=0.001)  # barely regularised, so it overshoots
+    # Barely regularised, so it overshoots; one bias round, so the baseline column is what the factors add to.
+    params = AlsParams(rank=8, max_iter=10, reg_param=0.001, bias_rounds=1)
     model = fit_model(train, params, Heads.untuned(params), params.damping, "v", blocks=2)
     assert model.biases.scale == (1.0, 5.0)
     rows = model.predict_ratings(train).select(BASELINE, RESIDUAL_PREDICTION, PREDICTION).collect()
     raw = np.asarray([r[BASELINE] + r[RESIDUAL_PREDICTION] for r in rows])
     assert raw.max() > 5.0  # what the model alone would say: off the scale
     assert [r[PREDICTION] for r in rows] == pytest.approx(np.clip(raw, 1.0, 5.0).tolist())
+
+
+def _biases(table: DataFrame) -> dict[str, float]:
+    return {row[0]: row[1] for row in table.collect()}
+
+
+def _collected(frame: DataFrame, value: str) -> dict[tuple[str, str], float]:
+    return {(r["reviewerID"], r["asin"]): r[value] for r in frame.collect()}
+
+
+def test_one_bias_round_is_an_als_fit_on_the_residual_of_the_biases_alone(spark: SparkSession) -> None:
+    train = _ratings(spark)
+    params = AlsParams(rank=3, max_iter=5, implicit_prefs=False, bias_rounds=1)
+    model = fit_model(train, params, Heads.untuned(params), params.damping, "v", blocks=2)
+    assert model.biases is model.baseline
+    biases = fit_biases(train, params.damping)
+    ids = Ids.of(train)
+    rating = rating_head(params, params.head, 2).fit(ids.attach(learning_columns(train, biases)))
+    by_hand = rating.transform(ids.attach(learning_columns(train, biases)))
+    expected = by_hand.select("reviewerID", "asin", (F.col(BASELINE) + F.col(RESIDUAL_PREDICTION)).alias("p"))
+    predicted = _collected(model.predict_ratings(train), PREDICTION)
+    assert predicted == pytest.approx({key: min(max(p, 1.0), 5.0) for key, p in _collected(expected, "p").items()})
+
+
+def test_refitting_the_biases_on_the_factors_residual_fits_the_training_ratings_closer(spark: SparkSession) -> None:
+    train = _ratings(spark)
+    rmse: dict[int, float | None] = {}
+    for rounds in (1, 3):
+        params = AlsParams(rank=3, reg_param=0.1, max_iter=10, implicit_prefs=False, bias_rounds=rounds)
+        model = fit_model(train, params, Heads.untuned(params), params.damping, "v", blocks=2)
+        rmse[rounds] = rating_metrics(model.predict_ratings(train), F.col(PREDICTION))["rmse"]
+        if rounds > 1:
+            assert model.biases is not model.baseline
+            alone = _biases(model.baseline.users)
+            assert _biases(model.biases.users) != pytest.approx(alone)
+            # The bias baseline is still the ridge fit of the ratings alone, and it predicts the cold pairs.
+            assert alone == pytest.approx(_biases(fit_biases(train, params.damping).users))
+            held = spark.createDataFrame([("new-user", "i1", 4.0)], "reviewerID string, asin string, overall double")
+            (row,) = model.predict_ratings(held).collect()
+            assert row[COLD]
+            assert row[PREDICTION] == pytest.approx(row[BASELINE])
+            assert row[BASELINE] == pytest.approx(model.baseline.global_mean + _biases(model.baseline.items)["i1"])
+    assert rmse[1] is not None
+    assert rmse[3] is not None
+    assert rmse[3] < rmse[1] - 0.005

@@ -196,7 +196,7 @@ def popular_products(
     kinds={"spark", "mongodb"},
     owners=OWNERS,
     tags=stage_tags(Stage.PUBLISH),
-    code_version="1",
+    code_version="2",  # 2: bias_rounds, which the explicit fold-in alternates as often
     freshness_policy=PUBLISHED_FRESHNESS,
 )
 @spark_step
