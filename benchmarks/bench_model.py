@@ -2,10 +2,11 @@
 
     python -m benchmarks.bench_model --reviews 1000000 [--rounds 5]
 
-One generated dataset (``amazon-5core`` shape, one category) runs through the whole graph
-(``recsys run``, with bench_scale's settings: no sample cap, the gate warns, the validation
-search off), in a data folder, database and model store of its own. Then, in the same
-process and Spark session:
+One generated dataset (``amazon-5core`` shape, one category) runs through the whole graph as
+one size of the scale benchmark (``bench_scale.measure_size``: ``recsys run`` with no sample
+cap, the gate warning, the validation search off, in that size's data folder, database and
+model store), which writes that size's scale row; the scale benchmark of the same suite run
+takes the row instead of running the graph again. Then, in the same process and Spark session:
 
 1. ``als_model``'s materialisation (its own ``duration_s``: reading the ratings, biases, id
    indices, both heads' fits, saving) against bare ``pyspark.ml.recommendation.ALS.fit`` of
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import TopicPartition
 
-from benchmarks.bench_scale import CATEGORY, MODEL_OPS, numpy_top_k_anchor
+from benchmarks.bench_scale import measure_size, numpy_top_k_anchor, reset_mongod_peak, size_environment
 from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
 from benchmarks.webapp import PASSWORD, log_in, percentiles, watch_streams, web, with_stream_cap
 from recsys_core import mongo, services
@@ -66,21 +67,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _bench_settings(reviews: int) -> Settings:
-    """This size's data folder, database and model store, as the environment every step reads."""
-    base = get_settings()
-    home = base.state_dir / "bench" / f"model-{reviews}"
-    os.environ.update(
-        {
-            "RECSYS_DATA_DIR": str(home / "data"),
-            "RECSYS_MONGO_DB": f"{base.mongo_db}_bench_model",
-            "RECSYS_MODEL_STORE_URI": str(home / "model"),
-        }
-    )
-    get_settings.cache_clear()
-    return get_settings()
 
 
 def measure_training(model: Any, ratings_uri: str, checkpoints: str) -> float:
@@ -238,7 +224,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="announcements of the batch to the open streams")
     args = parser.parse_args()
 
-    settings = _bench_settings(args.reviews)
+    os.environ.update(size_environment(args.reviews))
+    get_settings.cache_clear()
+    settings = get_settings()
     services.up(settings)
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -247,18 +235,9 @@ def main() -> None:
     from recsys_assets.model.features import TRAIN
     from recsys_assets.model.handles import HANDLE, ModelHandle
     from recsys_assets.model.training import load_model
-    from recsys_cli.pipeline import run_pipeline
-    from recsys_datagen import generate
 
-    assert settings.data_dir is not None
-    if not any(settings.data_dir.glob("*.json.gz")):
-        generate(settings.data_dir, args.reviews, categories=(CATEGORY,), seed=42, shape="amazon-5core")
-    db = project_database(settings)
-    db.client.drop_database(db.name)
-    outcomes = run_pipeline(settings, model_ops=MODEL_OPS)
-    if not all(o.success for o in outcomes):
-        raise SystemExit(f"the graph failed: {[e for o in outcomes for e in o.errors]}")
-    metadata = {asset: meta for o in outcomes for asset, meta in o.metadata.items()}
+    reset_mongod_peak(settings)
+    metadata = measure_size(args.reviews).metadata  # also the scale benchmark's row of this size
     als_s = float(metadata["als_model"]["duration_s"])
     publish_s = float(metadata["user_recommendations"]["duration_s"])
     published = int(metadata["user_recommendations"]["dagster/row_count"])

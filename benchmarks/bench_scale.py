@@ -4,12 +4,14 @@ and the blocked top-k against a bare numpy blocked top-k on the same factors (it
     python -m benchmarks.bench_scale --reviews 100000 1000000 5000000
 
 Each size is generated with the ``amazon-5core`` shape into a folder and database of its own,
-and runs in a process of its own; mongod's peak is reset before it (``reset_peak``), so its
+and runs in a process of its own; mongod's peak is reset before it (``reset_mongod_peak``), so its
 peak is the most it held during that size (counted from what it already held: its allocator
 keeps some memory of the smaller sizes before). Writes ``benchmarks/results/scale.json``,
 ``scale.png`` and the scale table of BENCHMARKS.md (between its markers). A size that fails is
 a row of the table, with the stage it failed in; the sizes that ran are still reported, and the
-exponent is fitted on them.
+exponent is fitted on them. A size that an earlier benchmark of the same suite run measured (the
+model benchmark runs one size, ``measure_size``, in a process of its own) is taken from its result
+file, not run again.
 
 The scoring stage and its anchor are timed on the same seeded subset of reviewers (at most
 ``TOP_K_REVIEWERS``): the anchor is single-threaded numpy, and at 5M reviews its full run would
@@ -28,13 +30,14 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmarks.report import RESULTS, Figure, provenance, write_section
-from recsys_core.settings import PROJECT_ROOT, get_settings
+from benchmarks.report import RESULTS, SUITE_RUN_KEY, Figure, provenance, suite_run, write_section
+from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -74,13 +77,17 @@ def _peak_mib(pid: int | None) -> float:
     return float("nan")
 
 
-def reset_peak(pid: int) -> None:
-    """Start a process's peak resident memory (VmHWM) again from its current size.
+def reset_mongod_peak(settings: Settings) -> None:
+    """Start the project's mongod's peak resident memory (VmHWM) again from its current size; a mongod of the
+    user's own is not measured.
 
     Writing 5 to ``clear_refs`` does that (Linux 4.0+), so one mongod serves every size, where
     restarting it and Kafka for each size cost about 20 s a size.
     """
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    from recsys_core.services.mongod import MongoService
+
+    if (pid := MongoService(settings).process.pid) is not None:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _numpy_top_k(users: np.ndarray, items: np.ndarray, bias: np.ndarray, rated: list[np.ndarray]) -> float:
@@ -113,8 +120,33 @@ def numpy_top_k_anchor(model: TrainedModel, ratings: DataFrame, reviewers: DataF
     return _numpy_top_k(vectors, table.vectors, bias, rated)
 
 
-def run_one(reviews: int, out: Path) -> None:
-    """One size, in this process: generate, run the graph, time the scoring stage and its anchor."""
+def size_environment(reviews: int) -> dict[str, str]:
+    """The data folder, database and model store of one size: the environment its run reads its settings from."""
+    bench = get_settings().state_dir / "bench" / f"scale-{reviews}"
+    return {
+        "RECSYS_DATA_DIR": str(bench / "data"),
+        "RECSYS_MONGO_DB": f"bench_scale_{reviews}",
+        "RECSYS_MODEL_STORE_URI": str(bench / "model"),
+    }
+
+
+def size_result_path(reviews: int) -> Path:
+    return RESULTS / f"scale-{reviews}.json"
+
+
+@dataclass(frozen=True)
+class SizeRun:
+    """One size's graph run, measured: the scale table's row and each asset's materialisation metadata."""
+
+    result: dict[str, Any]
+    metadata: dict[str, dict[str, Any]]
+
+
+def measure_size(reviews: int) -> SizeRun:
+    """One size in this process, its settings in the environment (``size_environment``) and mongod's peak reset:
+    generate, run the graph, time the scoring stage and its anchor, write the result file. The Spark session
+    stays up, for the caller's own use. A failed graph writes the size's failure instead, and exits.
+    """
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
@@ -132,6 +164,7 @@ def run_one(reviews: int, out: Path) -> None:
         generate(settings.data_dir, reviews, categories=(CATEGORY,), seed=42, shape="amazon-5core")
     db = project_database(settings)
     db.client.drop_database(db.name)
+    out = size_result_path(reviews)
 
     started = time.perf_counter()
     outcomes = run_pipeline(settings, model_ops=MODEL_OPS)
@@ -169,6 +202,8 @@ def run_one(reviews: int, out: Path) -> None:
     ours = time.perf_counter() - scoring_started
 
     anchor = numpy_top_k_anchor(model, ratings, reviewers)
+    ratings.unpersist()
+    reviewers.unpersist()
 
     result = {
         "reviews": reviews,
@@ -180,9 +215,21 @@ def run_one(reviews: int, out: Path) -> None:
         "top_k_s": round(ours, 4),
         "numpy_top_k_s": round(anchor, 4),  # a few ms at the smallest sizes: 2 decimals rounded it to 0
         "peak_mib": peaks,
+        SUITE_RUN_KEY: suite_run(),
     }
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
+    return SizeRun(result, metadata)
+
+
+def measured_earlier_in_this_suite_run(reviews: int) -> dict[str, Any] | None:
+    """The size's result if an earlier benchmark of the running suite measured it (the model benchmark runs
+    the same graph on the same data with the same settings, in a process of its own), else None."""
+    path = size_result_path(reviews)
+    if suite_run() is None or not path.exists():
+        return None
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result if result.get(SUITE_RUN_KEY) == suite_run() and "failed" not in result else None
 
 
 def _failure(result: dict[str, Any]) -> str:
@@ -258,33 +305,28 @@ def _plot(results: list[dict[str, Any]], exponent: float | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: run one size, write JSON here
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: run one size, here
     args = parser.parse_args()
     if args.one:
-        run_one(args.reviews[0], args.one)
+        measure_size(args.reviews[0])
         return
 
     from recsys_core import services
-    from recsys_core.services.mongod import MongoService
 
     settings = get_settings()
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for reviews in args.reviews:
-        bench = settings.state_dir / "bench" / f"scale-{reviews}"
-        env = {
-            **os.environ,
-            "RECSYS_DATA_DIR": str(bench / "data"),
-            "RECSYS_MONGO_DB": f"bench_scale_{reviews}",
-            "RECSYS_MODEL_STORE_URI": str(bench / "model"),
-        }
+        if (earlier := measured_earlier_in_this_suite_run(reviews)) is not None:
+            print(f"{reviews:,} reviews: measured by an earlier benchmark of this suite run (same data and settings)")
+            results.append(earlier)
+            continue
         services.up(settings)
-        mongod = MongoService(settings).process.pid
-        if mongod is not None:  # a mongod of the user's own is not measured
-            reset_peak(mongod)
-        out = RESULTS / f"scale-{reviews}.json"
+        reset_mongod_peak(settings)
+        out = size_result_path(reviews)
         out.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "benchmarks.bench_scale", "--reviews", str(reviews), "--one", str(out)]
+        command = [sys.executable, "-m", "benchmarks.bench_scale", "--reviews", str(reviews), "--one"]
+        env = {**os.environ, **size_environment(reviews)}
         returncode = subprocess.run(command, env=env, check=False, cwd=PROJECT_ROOT).returncode
         if returncode != 0 and not out.exists():
             out.write_text(json.dumps({"reviews": reviews, "failed": f"(exit {returncode}): see its output"}))

@@ -49,6 +49,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {kib / 2**20:.0f} GiB memory"
 
 
+SUITE_RUN_ENV = "RECSYS_BENCH_SUITE_RUN"
+SUITE_RUN_KEY = "suite_run"
+"""A result file records the suite run that measured it, so a later benchmark of the same run can reuse it."""
+
+
+def suite_run() -> str | None:
+    """The running suite's id (``recsys bench`` sets it for every benchmark it runs), or None outside one."""
+    return os.environ.get(SUITE_RUN_ENV) or None
+
+
 RESULT_PREFIX = "result: "
 GOAL_MET, GOAL_MISSED, GOAL_REPORTED = "met", "MISSED", "-"
 

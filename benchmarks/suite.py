@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.report import REPORT, Figure, machine, write_section
+from benchmarks.report import REPORT, SUITE_RUN_ENV, Figure, machine, write_section
 from recsys_core.settings import PROJECT_ROOT
 
 
@@ -37,8 +39,9 @@ class Benchmark:
 
 # Cheapest first, so a quick run reports something early. The first benchmark's process, the first on a fresh
 # clone to start Spark, also writes the driver's class archive at exit (recsys_assets.spark.DriverClassArchive),
-# which the later ones map. --quick keeps every benchmark to small sizes; its floor is the four pipeline runs
-# (model, scale's two sizes, quality's one dataset), each about 1.5 min at any small size.
+# which the later ones map. --quick keeps every benchmark to small sizes; its floor is the three pipeline runs
+# (model, which is also scale's larger size, scale's smaller size, quality's one dataset), each about 1.5 min at
+# any small size.
 BENCHMARKS = (
     Benchmark("ingest (issue 12, item 1)", "benchmarks.bench_ingest", ("--reviews", "50000"), ("--reviews", "1000000")),
     Benchmark(
@@ -79,17 +82,19 @@ class Outcome:
         return self.status == "ok"
 
 
-def run_one(benchmark: Benchmark, quick: bool) -> Outcome:
-    """Run ``benchmark``, echoing its output line by line as it comes, and collect its result lines."""
+def run_one(benchmark: Benchmark, quick: bool, run_id: str) -> Outcome:
+    """Run ``benchmark`` as part of suite run ``run_id``, echoing its output line by line as it comes, and collect
+    its result lines."""
     if importlib.util.find_spec(benchmark.module) is None:
         print(f"== {benchmark.area}: {benchmark.module} is not in this checkout; skipped", flush=True)
         return Outcome(benchmark, "not in this checkout")
     command = benchmark.command(quick)
+    env = {**os.environ, SUITE_RUN_ENV: run_id}
     print(f"== {benchmark.area}: {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
     figures = []
     with subprocess.Popen(
-        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
@@ -144,7 +149,8 @@ def run_suite(benchmarks: tuple[Benchmark, ...], quick: bool, report: Path = REP
     """Run every benchmark, write the summary; 0 only when every one ran to its end."""
     started = datetime.now(UTC)
     commit = _commit()  # before the benchmarks rewrite BENCHMARKS.md, which would read as uncommitted changes
-    outcomes = [run_one(benchmark, quick) for benchmark in benchmarks]
+    run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    outcomes = [run_one(benchmark, quick, run_id) for benchmark in benchmarks]
     lines = summary(outcomes, quick, started, commit, machine())
     write_section("summary", lines, "## Summary", first=True, report=report)
     print("\n".join(lines))

@@ -41,6 +41,8 @@ def spark_config(settings: Settings) -> dict[str, str]:
     The driver also logs to ``<state>/spark/logs/driver-<pid>.log`` (``driver_log``), where
     ``spark_steps`` finds the root cause of a failed step. ``start_session`` adds the driver's
     class archive to these properties when the session starts.
+    DataFrame debugging is off: it sends every column operation's Python call site to the JVM,
+    several py4j round trips each, which more than doubled the calls that build a large plan.
     """
     os.environ.setdefault("PYSPARK_PYTHON", settings.spark_python or sys.executable)
     log = driver_log(settings)
@@ -57,6 +59,7 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.log.level": "ERROR",
         "spark.ui.enabled": "false",
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
     }
 
 

@@ -2,7 +2,7 @@
 
 Spark's ALS has no bias terms, so on ratings that are mostly five stars it spends its
 factors on the offsets. We fit ``mu + b_u + b_i`` first and let ALS learn the residual; the
-rating head then refits them on what its factors leave (``explained``, in
+rating head then refits them on what its factors leave (``refit_biases``, in
 ``training.fit_rating_head``). The biases of the ratings alone are the "user+item bias"
 baseline in the evaluation.
 
@@ -107,39 +107,53 @@ def _clipped(prediction: Column, scale: tuple[float, float]) -> Column:
 def fit_bias_candidates(train: DataFrame, dampings: Sequence[Damping]) -> BiasCandidates:
     """Every damping's biases on ``train``, side by side, cached."""
     columns = [f"b{g}" for g in range(len(dampings))]
-    mu, scale, users, items = _alternate(train, dampings, columns, columns)
+    mu, scale = _mean_and_scale(train)
+    users, items = _alternate(train, mu, dampings, columns, columns)
     return BiasCandidates(mu, tuple(dampings), users, items, scale)
 
 
-def fit_biases(train: DataFrame, damping: Damping, explained: str | None = None) -> Biases:
-    """The biases of one damping, cached.
-
-    ``explained`` names a column of ``train`` holding what something else (the rating head's
-    factors) already predicts of each rating: the biases are then the ridge fit of
-    ``r - mu - explained``, with the same ``mu`` and scale, so they and that predictor add up.
-    """
-    mu, scale, users, items = _alternate(train, [damping], [USER_BIAS], [ITEM_BIAS], explained)
+def fit_biases(train: DataFrame, damping: Damping) -> Biases:
+    """The biases of one damping, cached."""
+    mu, scale = _mean_and_scale(train)
+    users, items = _alternate(train, mu, [damping], [USER_BIAS], [ITEM_BIAS])
     return Biases(mu, damping, users, items, scale)
+
+
+def refit_biases(ratings: DataFrame, biases: Biases, explained: str) -> Biases:
+    """``biases`` fitted again, cached, on what something else (the rating head's factors) leaves of each rating.
+
+    ``explained`` names a column of ``ratings`` holding what that predictor gives each rating: the
+    new biases are the ridge fit of ``r - mu - explained``, with the same ``mu``, scale and
+    damping, so they and that predictor add up.
+    """
+    users, items = _alternate(ratings, biases.global_mean, [biases.damping], [USER_BIAS], [ITEM_BIAS], explained)
+    return Biases(biases.global_mean, biases.damping, users, items, biases.scale)
+
+
+def _mean_and_scale(train: DataFrame) -> tuple[float, tuple[float, float]]:
+    """The mean rating, and the lowest and highest, in one aggregation."""
+    summary = train.agg(F.avg("overall"), F.min("overall"), F.max("overall")).first()
+    if summary is None or summary[0] is None:
+        raise ValueError("cannot fit biases on an empty training set")
+    return float(summary[0]), (float(summary[1]), float(summary[2]))
 
 
 def _alternate(
     train: DataFrame,
+    mu: float,
     dampings: Sequence[Damping],
     user_columns: list[str],
     item_columns: list[str],
     explained: str | None = None,
-) -> tuple[float, tuple[float, float], DataFrame, DataFrame]:
-    """``SWEEPS`` alternations of the damped means, one output column per damping; the tables come back cached.
+) -> tuple[DataFrame, DataFrame]:
+    """``SWEEPS`` alternations of the damped means of ``r - mu`` (less ``explained``), one output column per
+    damping; the user and item tables come back cached.
 
     Each half-sweep reads only the one before it, so the whole chain is one Spark job whose
     stages each run once; only the ratings' offsets, read by every half-sweep, are cached.
     """
     if not dampings:
         raise ValueError("at least one damping is needed")
-    summary = train.agg(F.avg("overall"), F.min("overall"), F.max("overall")).first()
-    if summary is None or summary[0] is None:
-        raise ValueError("cannot fit biases on an empty training set")
-    mu = float(summary[0])
     offset = F.col("overall") - mu - (F.lit(0.0) if explained is None else F.col(explained))
     offsets = train.select("reviewerID", "asin", offset.alias(_OFFSET)).cache()
     item_dampings, user_dampings = [d.item for d in dampings], [d.user for d in dampings]
@@ -151,7 +165,7 @@ def _alternate(
     items, users = items.cache(), users.cache()
     users.count()  # computes the chain, and with it the cached items it reads
     offsets.unpersist()
-    return mu, (float(summary[1]), float(summary[2])), users, items
+    return users, items
 
 
 def _damped_means(

@@ -25,7 +25,7 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recsys_assets.model.biases import BASELINE, Biases, Damping, fit_biases, with_baseline
+from recsys_assets.model.biases import BASELINE, Biases, Damping, fit_biases, refit_biases, with_baseline
 from recsys_assets.model.ranking import ItemFactorTable, model_top_k
 from recsys_assets.model.store import ModelStore
 from recsys_core.contract import DISLIKED_MAX_RATING
@@ -243,7 +243,7 @@ def fit_rating_head(
     for _ in range(params.bias_rounds - 1):
         # Checkpointed: the refit's plans over the ALS transform otherwise exhausted the driver's heap in the search.
         explained = rating.transform(learn).select("reviewerID", "asin", "overall", RESIDUAL_PREDICTION)
-        refit = fit_biases(explained.localCheckpoint(), baseline.damping, explained=RESIDUAL_PREDICTION)
+        refit = refit_biases(explained.localCheckpoint(), baseline, RESIDUAL_PREDICTION)
         if biases is not baseline:
             biases.unpersist()
         biases = refit

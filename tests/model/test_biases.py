@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recsys_assets.model.biases import BASELINE, Damping, fit_bias_candidates, fit_biases, with_baseline
+from recsys_assets.model.biases import BASELINE, Damping, fit_bias_candidates, fit_biases, refit_biases, with_baseline
 
 
 def _additive(spark: SparkSession) -> tuple[DataFrame, dict[str, float], dict[str, float], float]:
@@ -65,3 +65,16 @@ def test_candidates_fitted_side_by_side_are_each_the_fit_of_their_damping(spark:
             expected = min(max(row[BASELINE], alone.scale[0]), alone.scale[1])
             assert together[(row["reviewerID"], row["asin"])][f"b{g}"] == pytest.approx(expected)
     candidates.unpersist()
+
+
+def test_a_refit_removes_what_the_other_predictor_explains_and_keeps_the_mean_scale_and_damping(
+    spark: SparkSession,
+) -> None:
+    ratings, user_offsets, item_offsets, _ = _additive(spark)
+    baseline = fit_biases(ratings, Damping(user=0.0, item=0.0))
+    # Another predictor that explains each item's offset entirely: the refitted biases keep only the reviewers'.
+    explained = spark.createDataFrame([(i, float(c)) for i, c in item_offsets.items()], "asin string, explained double")
+    refit = refit_biases(ratings.join(explained, "asin"), baseline, "explained")
+    assert (refit.global_mean, refit.scale, refit.damping) == (baseline.global_mean, baseline.scale, baseline.damping)
+    assert dict(refit.users.collect()) == pytest.approx(user_offsets)
+    assert dict(refit.items.collect()) == pytest.approx(dict.fromkeys(item_offsets, 0.0), abs=1e-9)
