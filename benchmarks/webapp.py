@@ -202,6 +202,7 @@ def serve_constant(port: int, workers: int, threads: int, body: str) -> None:
 
     options = gunicorn_options(app, "127.0.0.1", port, workers, threads)
     options["worker_exit"] = lambda _server, _worker: None  # nothing to flush or close
+    options["post_worker_init"] = lambda _worker: None  # no streams to end on shutdown
     GunicornApp(app, options).run()
 
 

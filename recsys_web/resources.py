@@ -36,6 +36,8 @@ class StreamSlots:
         self._open: Counter[str] = Counter()
         self.current = 0
         self.total = 0
+        self.closing = threading.Event()
+        """Set when this process is shutting down: every open stream ends at its next probe, with its retry hint."""
 
     def try_acquire(self, reviewer: str, per_reviewer: int, limit: int) -> str | None:
         """Take a slot for ``reviewer``; else the reason it was refused (the 429's message)."""

@@ -8,6 +8,8 @@ the app caps streams below that with STREAM_MAX_OPEN).
 from __future__ import annotations
 
 import ipaddress
+import signal
+from types import FrameType
 from typing import Any
 
 from flask import Flask
@@ -35,6 +37,17 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]  # gunicorn ships no t
 
 
 def gunicorn_options(app: Flask, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    def post_worker_init(worker: Any) -> None:
+        # A graceful stop waits for open requests, and a stream never finishes on its own: on SIGTERM,
+        # tell this worker's streams to end (recsys_web.stream), then stop as gunicorn would.
+        stop = worker.handle_exit
+
+        def end_streams_then_stop(signum: int, frame: FrameType | None) -> None:
+            app.extensions["recsys"].streams.closing.set()
+            stop(signum, frame)
+
+        signal.signal(signal.SIGTERM, end_streams_then_stop)
+
     def worker_exit(_server: Any, _worker: Any) -> None:
         # Flush queued Kafka messages and close this worker's connections.
         app.extensions["recsys"].close()
@@ -44,8 +57,9 @@ def gunicorn_options(app: Flask, host: str, port: int, workers: int, threads: in
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
-        # Open streams never finish on their own: do not wait 30 s for them on shutdown.
+        # Streams end at once on shutdown (post_worker_init); anything else gets 5 s, not 30.
         "graceful_timeout": 5,
+        "post_worker_init": post_worker_init,
         "accesslog": "-",
         # gunicorn >= 25 would otherwise bind one control socket in $HOME, shared by every server.
         "control_socket_disable": True,

@@ -16,6 +16,10 @@ queues):
   The loop also looks at the client's socket every STREAM_PROBE_S, so a tab that closes frees
   its slot then, not only when the next heartbeat fails to write. The open count is in
   ``/healthz``.
+- Clean shutdown. A stream never ends on its own, and gunicorn's graceful stop waits for open
+  requests; so a worker told to stop (SIGTERM) first sets ``StreamSlots.closing``, and every
+  stream ends at its next probe with its ``retry:`` hint: the browser reconnects, to a live
+  worker, from where it was, and the worker exits at once instead of at the graceful timeout.
 - The cost is fine at this size: each stream reads the whole topic and drops other users'
   messages, and holds one worker thread (gthread), so STREAM_MAX_OPEN caps streams per process
   and STREAM_MAX_PER_USER caps one reviewer's share of them; past either the answer is a 429
@@ -229,7 +233,7 @@ class ReviewerStream:
         now = time.monotonic()
         deadline = now + self.config.max_s
         next_beat = now + self.config.heartbeat_s
-        while now < deadline:
+        while now < deadline and not self.slots.closing.is_set():
             try:
                 # poll(), not consume(n): consume waits for n messages or the whole timeout.
                 msg = consumer.poll(max(0.0, min(next_beat, deadline, now + self.config.probe_s) - now))
@@ -250,7 +254,8 @@ class ReviewerStream:
                 # Also the disconnect probe: writing to a client that left ends the generator.
                 yield f": heartbeat\nid: {format_event_id(self.positions)}\n\n"
                 next_beat = now + self.config.heartbeat_s
-        yield f"retry: {RETRY_MS}\n\n"  # a planned end: the browser reconnects with Last-Event-ID
+        # A planned end (its time is up, or the server is shutting down): the browser reconnects with Last-Event-ID.
+        yield f"retry: {RETRY_MS}\n\n"
 
     def _forward(self, msg: Message[Any, Any]) -> str | None:
         """The SSE text for a message of this reviewer, None for any other message."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import re
+import signal
 import socket
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from flask import Flask
 from recsys_core import mongo
 from recsys_web.resources import StreamSlots
 from tests.web.conftest import (
+    ARTIFACTS,
     SSE,
     event_for,
     forwarded_until,
@@ -183,13 +187,13 @@ def test_a_full_server_answers_429_and_a_response_never_read_frees_its_slot(app:
     assert app.extensions["recsys"].streams.total == 1
 
 
-def test_a_client_that_leaves_frees_its_slot_before_the_next_heartbeat(start_server) -> None:
-    """Under gunicorn, a closed connection is noticed by the socket probe, not at the next heartbeat (here 10 min)."""
+def _raw_stream(base: str) -> tuple[socket.socket, bytes]:
+    """A logged-in ``/stream`` on a socket of its own under gunicorn (heartbeat 10 min, probe 0.2 s), read up to
+    its "live" status: the socket, and what it received."""
     # Plain http on loopback: urllib, unlike a browser, sends no Secure cookie to http://127.0.0.1.
-    base = start_server(STREAM_HEARTBEAT_S=600.0, STREAM_PROBE_S=0.2, SESSION_COOKIE_SECURE=False)
     cookie = http_login(base)
     host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock = socket.create_connection((host, int(port)), timeout=30)
     sock.sendall(f"GET /stream HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n".encode())
     received = b""
     while b'"state":"live"' not in received:
@@ -197,9 +201,36 @@ def test_a_client_that_leaves_frees_its_slot_before_the_next_heartbeat(start_ser
         assert chunk, f"the stream ended: {received!r}"
         received += chunk
     assert received.startswith(b"HTTP/1.1 200")
+    return sock, received
+
+
+QUIET_STREAMS = {"STREAM_HEARTBEAT_S": 600.0, "STREAM_PROBE_S": 0.2, "SESSION_COOKIE_SECURE": False}
+
+
+def test_a_client_that_leaves_frees_its_slot_before_the_next_heartbeat(start_server) -> None:
+    """Under gunicorn, a closed connection is noticed by the socket probe, not at the next heartbeat (here 10 min)."""
+    base = start_server(**QUIET_STREAMS)
+    sock, _ = _raw_stream(base)
     assert get_json(f"{base}/healthz")[1]["streams"]["open"] == 1
     sock.close()
     wait_until(lambda: get_json(f"{base}/healthz")[1]["streams"]["open"] == 0, "the slot to be freed", timeout_s=20)
+
+
+def test_a_worker_told_to_stop_ends_its_streams_with_their_retry_hint(start_server, request) -> None:
+    """gunicorn's graceful stop waits for open requests: a stream must end (with ``retry:``, so the browser
+    reconnects) instead of holding the worker until the graceful timeout kills it mid-stream."""
+    base = start_server(**QUIET_STREAMS)
+    sock, received = _raw_stream(base)
+    log = (ARTIFACTS / f"server-{request.node.name}-0.log").read_text()
+    master = re.search(rf"Listening at: {re.escape(base)} \((\d+)\)", log)
+    assert master is not None, log
+    os.kill(int(master.group(1)), signal.SIGTERM)
+    while chunk := sock.recv(4096):
+        received += chunk
+    sock.close()
+    body = received.decode()
+    assert "retry: 3000" in body, f"the stream was cut, not ended: {body!r}"
+    assert body.endswith("0\r\n\r\n"), "the chunked body was not finished"
 
 
 def test_the_test_reader_fails_a_quiet_stream_at_its_deadline(app: Flask, user_client) -> None:
