@@ -231,13 +231,11 @@ def main() -> None:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from recsys_assets.definitions import build_resources
     from recsys_assets.model.features import TRAIN
-    from recsys_assets.model.handles import HANDLE, ModelHandle
-    from recsys_assets.model.training import load_model
 
     reset_mongod_peak(settings)
-    metadata = measure_size(args.reviews).metadata  # also the scale benchmark's row of this size
+    size = measure_size(args.reviews)  # also the scale benchmark's row of this size
+    metadata, handle, model = size.metadata, size.handle, size.model
     als_s = float(metadata["als_model"]["duration_s"])
     publish_s = float(metadata["user_recommendations"]["duration_s"])
     published = int(metadata["user_recommendations"]["dagster/row_count"])
@@ -246,8 +244,6 @@ def main() -> None:
 
     spark = SparkSession.getActiveSession()
     assert spark is not None
-    handle = ModelHandle.model_validate(metadata["als_model"][HANDLE])
-    model = load_model(build_resources(settings)["model_store"], spark, handle.uri)
     with tempfile.TemporaryDirectory(dir=settings.state_dir) as checkpoints:
         fit_s = measure_training(model, handle.ratings.uri, checkpoints)
     ratings = spark.read.parquet(handle.ratings.uri).select("reviewerID", "asin", "split").cache()

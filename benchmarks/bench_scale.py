@@ -42,6 +42,7 @@ from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from recsys_assets.model.handles import ModelHandle
     from recsys_assets.model.training import TrainedModel
 
 CATEGORY = "Synthetic_Electronics"
@@ -136,10 +137,13 @@ def size_result_path(reviews: int) -> Path:
 
 @dataclass(frozen=True)
 class SizeRun:
-    """One size's graph run, measured: the scale table's row and each asset's materialisation metadata."""
+    """One size's graph run, measured: the scale table's row, each asset's materialisation metadata, and the
+    model it published, loaded, with the handle it was loaded from."""
 
     result: dict[str, Any]
     metadata: dict[str, dict[str, Any]]
+    handle: ModelHandle
+    model: TrainedModel
 
 
 def measure_size(reviews: int) -> SizeRun:
@@ -219,7 +223,7 @@ def measure_size(reviews: int) -> SizeRun:
     }
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
-    return SizeRun(result, metadata)
+    return SizeRun(result, metadata, handle, model)
 
 
 def measured_earlier_in_this_suite_run(reviews: int) -> dict[str, Any] | None:
@@ -229,7 +233,7 @@ def measured_earlier_in_this_suite_run(reviews: int) -> dict[str, Any] | None:
     if suite_run() is None or not path.exists():
         return None
     result: dict[str, Any] = json.loads(path.read_text())
-    return result if result.get(SUITE_RUN_KEY) == suite_run() and "failed" not in result else None
+    return result if result.get(SUITE_RUN_KEY) == suite_run() else None  # a failure records no suite run
 
 
 def _failure(result: dict[str, Any]) -> str:
