@@ -6,7 +6,9 @@ One generated dataset (``amazon-5core`` shape, one category) runs through the wh
 one size of the scale benchmark (``bench_scale.measure_size``: ``recsys run`` with no sample
 cap, the gate warning, the validation search off, in that size's data folder, database and
 model store), which writes that size's scale row; the scale benchmark of the same suite run
-takes the row instead of running the graph again. Then, in the same process and Spark session:
+takes the row instead of running the graph again (as it does for each ``--also-scale-sizes``, run
+at the end in this process's warm JVM: ``--quick``'s smaller scale size). Then, in the same process
+and Spark session:
 
 1. ``als_model``'s materialisation (its own ``duration_s``: reading the ratings, biases, id
    indices, both heads' fits, saving) against bare ``pyspark.ml.recommendation.ALS.fit`` of
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import tempfile
 import threading
@@ -44,14 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import TopicPartition
 
-from benchmarks.bench_scale import measure_size, numpy_top_k_anchor, reset_mongod_peak, size_environment
+from benchmarks.bench_scale import measure_size, numpy_top_k_anchor, reset_mongod_peak, use_size
 from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
 from benchmarks.webapp import PASSWORD, log_in, percentiles, watch_streams, web, with_stream_cap
 from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
 from recsys_core.contract import Recommendations
 from recsys_core.services.kafka import ensure_topics
-from recsys_core.settings import Settings, get_settings
+from recsys_core.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -222,11 +223,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=10, help="announcements of the batch to the open streams")
+    parser.add_argument(
+        "--also-scale-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="smaller sizes of the scale benchmark to run at the end, in this process's warm JVM (--quick)",
+    )
     args = parser.parse_args()
 
-    os.environ.update(size_environment(args.reviews))
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = use_size(args.reviews)
     services.up(settings)
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -251,6 +257,9 @@ def main() -> None:
     numpy_s = numpy_top_k_anchor(model, ratings, reviewers)
 
     streams = measure_streams(settings, spark, handle.version, args.rounds, logs_folder("model"))
+    for reviews in args.also_scale_sizes:
+        use_size(reviews)
+        measure_size(reviews, after_another_size=True)
     spark.stop()
 
     heads = model.heads

@@ -10,7 +10,8 @@ keeps some memory of the smaller sizes before). Writes ``benchmarks/results/scal
 ``scale.png`` and the scale table of BENCHMARKS.md (between its markers). A size that fails is
 a row of the table, with the stage it failed in; the sizes that ran are still reported, and the
 exponent is fitted on them. A size that an earlier benchmark of the same suite run measured (the
-model benchmark runs one size, ``measure_size``, in a process of its own) is taken from its result
+model benchmark runs one size, ``measure_size``, in a process of its own, and with
+``--also-scale-sizes`` smaller ones after it in the same process, *warm*) is taken from its result
 file, not run again.
 
 The scoring stage and its anchor are timed on the same seeded subset of reviewers (at most
@@ -121,6 +122,13 @@ def numpy_top_k_anchor(model: TrainedModel, ratings: DataFrame, reviewers: DataF
     return _numpy_top_k(vectors, table.vectors, bias, rated)
 
 
+def use_size(reviews: int) -> Settings:
+    """This process's settings switched to one size's folder, database and model store (``size_environment``)."""
+    os.environ.update(size_environment(reviews))
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def size_environment(reviews: int) -> dict[str, str]:
     """The data folder, database and model store of one size: the environment its run reads its settings from."""
     bench = get_settings().state_dir / "bench" / f"scale-{reviews}"
@@ -146,10 +154,14 @@ class SizeRun:
     model: TrainedModel
 
 
-def measure_size(reviews: int) -> SizeRun:
-    """One size in this process, its settings in the environment (``size_environment``) and mongod's peak reset:
+def measure_size(reviews: int, after_another_size: bool = False) -> SizeRun:
+    """One size in this process, its settings in the environment (``use_size``) and mongod's peak reset:
     generate, run the graph, time the scoring stage and its anchor, write the result file. The Spark session
     stays up, for the caller's own use. A failed graph writes the size's failure instead, and exits.
+
+    ``after_another_size``: this process ran another size's graph before, so the JVM is warm (the total
+    leaves out its start) and the driver's and Python's peaks would be the earlier run's: the row says
+    so (``warm``) and records no peaks.
     """
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -183,11 +195,15 @@ def measure_size(reviews: int) -> SizeRun:
     spark = SparkSession.getActiveSession()
     assert spark is not None
     jvm = spark.sparkContext._jvm
-    peaks = {  # the graph's peaks, before the timing below collects anything
-        "driver JVM": round(_peak_mib(jvm.ProcessHandle.current().pid() if jvm else None)),
-        "Python": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "mongod": round(_peak_mib(MongoService(settings).process.pid)),
-    }
+    peaks = (  # the graph's peaks, before the timing below collects anything
+        None
+        if after_another_size
+        else {
+            "driver JVM": round(_peak_mib(jvm.ProcessHandle.current().pid() if jvm else None)),
+            "Python": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "mongod": round(_peak_mib(MongoService(settings).process.pid)),
+        }
+    )
 
     handle = ModelHandle.model_validate(metadata["als_model"][HANDLE])
     model = load_model(build_resources(settings)["model_store"], spark, handle.uri)
@@ -219,6 +235,7 @@ def measure_size(reviews: int) -> SizeRun:
         "top_k_s": round(ours, 4),
         "numpy_top_k_s": round(anchor, 4),  # a few ms at the smallest sizes: 2 decimals rounded it to 0
         "peak_mib": peaks,
+        "warm": after_another_size,
         SUITE_RUN_KEY: suite_run(),
     }
     out.write_text(json.dumps(result, indent=2))
@@ -255,15 +272,16 @@ def _write_report(results: list[dict[str, Any]], exponent: float | None) -> None
             rows.append(f"| {r['reviews']:,} | **failed** {_failure(r)} |" + " |" * columns)
             continue
         ratio = _top_k_ratio(r)
+        peaks = r["peak_mib"]
+        peak_cells = [f"{peaks[p]:,}" for p in PROCESSES] + [f"{sum(peaks.values()):,}"] if peaks else ["—"] * 4
         rows.append(
-            f"| {r['reviews']:,} | {r['reviewers']:,} | {r['items']:,} | {r['total_s']} | "
-            + " | ".join(str(r["stages_s"][s]) for s in STAGES)
-            + " | "
-            + " | ".join(f"{r['peak_mib'][p]:,}" for p in PROCESSES)
-            + f" | {sum(r['peak_mib'].values()):,} | {r['top_k_users']:,} | {r['top_k_s']} | {r['numpy_top_k_s']}"
-            + f" | {ratio:.1f}x |"
+            f"| {r['reviews']:,}{' (warm)' if r.get('warm') else ''} | {r['reviewers']:,} | {r['items']:,} | "
+            f"{r['total_s']} | "
+            + " | ".join([*(str(r["stages_s"][s]) for s in STAGES), *peak_cells])
+            + f" | {r['top_k_users']:,} | {r['top_k_s']} | {r['numpy_top_k_s']} | {ratio:.1f}x |"
         )
     measured = [r for r in results if "failed" not in r]
+    warm = [f"{r['reviews']:,}" for r in measured if r.get("warm")]
     sizes = ", ".join(f"{r['reviews']:,}" for r in measured)
     fit = (
         f"Growth exponent of total time against reviews, over {sizes}: **{exponent:.2f}** (goal ≤ 1.1)."
@@ -276,6 +294,16 @@ def _write_report(results: list[dict[str, Any]], exponent: float | None) -> None
         *rows,
         "",
         fit,
+        *(
+            [
+                "",
+                f"Warm: {', '.join(warm)} ran after a larger size's graph in the same process (`--quick`: in the "
+                "model benchmark's), so its total leaves out the JVM's start, which the larger size paid: that "
+                "overstates the exponent. Its driver and Python peaks would be the larger run's, so none is shown.",
+            ]
+            if warm
+            else []
+        ),
         "",
         "![scale](benchmarks/results/scale.png)",
     ]
@@ -298,8 +326,10 @@ def _plot(results: list[dict[str, Any]], exponent: float | None) -> None:
     ax_time.set(xscale="log", yscale="log", xlabel="reviews", ylabel="seconds")
     ax_time.set_title(f"time (total grows as reviews^{exponent:.2f})" if exponent else "time")
     ax_time.legend(fontsize="small")
+    with_peaks = [r for r in results if r["peak_mib"]]
     for process in PROCESSES:
-        ax_memory.plot(sizes, [r["peak_mib"][process] for r in results], "o-", label=process)
+        peaks = [r["peak_mib"][process] for r in with_peaks]
+        ax_memory.plot([r["reviews"] for r in with_peaks], peaks, "o-", label=process)
     ax_memory.set(xscale="log", xlabel="reviews", ylabel="peak resident MiB", title="peak memory per process")
     ax_memory.legend(fontsize="small")
     fig.tight_layout()
@@ -382,7 +412,7 @@ def _print_figures(r: dict[str, Any]) -> None:
             ratio <= 3,
         ).line()
     )
-    if r["reviews"] >= 5_000_000:
+    if r["reviews"] >= 5_000_000 and r["peak_mib"]:
         peak = sum(r["peak_mib"].values())
         print(
             Figure(
