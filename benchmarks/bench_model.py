@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import TopicPartition
 
+from benchmarks.bench_quality import DATASETS, QUALITY_REVIEWS, run_dataset_here
 from benchmarks.bench_scale import measure_size, numpy_top_k_anchor, reset_mongod_peak, use_size
 from benchmarks.report import RESULTS, Figure, logs_folder, provenance, write_section
 from benchmarks.webapp import PASSWORD, log_in, percentiles, watch_streams, web, with_stream_cap
@@ -52,7 +53,7 @@ from recsys_core import mongo, services
 from recsys_core.connections import kafka_consumer, kafka_producer, project_database
 from recsys_core.contract import Recommendations
 from recsys_core.services.kafka import ensure_topics
-from recsys_core.settings import Settings
+from recsys_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -230,8 +231,18 @@ def main() -> None:
         default=[],
         help="smaller sizes of the scale benchmark to run at the end, in this process's warm JVM (--quick)",
     )
+    parser.add_argument(
+        "--also-quality-datasets",
+        nargs="*",
+        choices=DATASETS,
+        default=[],
+        help="the quality benchmark's pipeline runs to make at the end, warm (--quick); its arguments follow",
+    )
+    parser.add_argument("--quality-reviews", type=int, default=QUALITY_REVIEWS, help="as bench_quality's --reviews")
+    parser.add_argument("--quality-tuning-budget", type=float, help="as bench_quality's --tuning-budget")
     args = parser.parse_args()
 
+    suite = get_settings()
     settings = use_size(args.reviews)
     services.up(settings)
     from pyspark.sql import SparkSession
@@ -260,6 +271,8 @@ def main() -> None:
     for reviews in args.also_scale_sizes:
         use_size(reviews)
         measure_size(reviews, after_another_size=True)
+    for dataset in args.also_quality_datasets:
+        run_dataset_here(suite, dataset, args.quality_reviews, args.quality_tuning_budget)
     spark.stop()
 
     heads = model.heads

@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.report import RESULTS, Figure, provenance, write_section
-from recsys_core.settings import PROJECT_ROOT, get_settings
+from benchmarks.report import RESULTS, SUITE_RUN_KEY, Figure, provenance, suite_run, write_section
+from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 AMAZON = ("All_Beauty", "AMAZON_FASHION", "Appliances", "Gift_Cards")
 GENERATED = {"generated-default": "default", "generated-5core": "amazon-5core"}
@@ -54,6 +54,8 @@ K = 10
 RELEVANT_MIN_RATING = 4.0  # EvaluationConfig's default
 RATING_RANGE = (1.0, 5.0)
 SEED = 42
+QUALITY_REVIEWS = 30_000
+"""Reviews of each generated dataset."""
 BOOTSTRAP = 2000
 TOLERANCE = 1e-9
 """numpy and Spark agree when their figures differ by less than this."""
@@ -132,35 +134,70 @@ def run_pipeline_once(dataset: str, reviews: int, out: Path, tuning_budget: floa
         | {"method": features["split_method"]},
         "heads": als["heads"],
         "tuning_status": als["tuning_status"],
+        "arguments": {"reviews": reviews, "tuning_budget": tuning_budget},
+        SUITE_RUN_KEY: suite_run(),
     }
     out.write_text(json.dumps(run, indent=2, default=str))
+
+
+def dataset_folder(suite: Settings, dataset: str) -> Path:
+    return suite.state_dir / "bench" / f"quality-{dataset}"
+
+
+def dataset_environment(suite: Settings, dataset: str) -> dict[str, str]:
+    """The data folder, database and model store of one dataset's run, under the suite's settings: the
+    environment its own settings come from."""
+    bench = dataset_folder(suite, dataset)
+    return {
+        "RECSYS_DATA_DIR": str(bench / "data" if dataset in GENERATED else SHARED_DATA),
+        "RECSYS_MONGO_DB": f"{suite.mongo_db}_{dataset.replace('-', '_')}",
+        "RECSYS_MODEL_STORE_URI": str(bench / "model"),
+    }
+
+
+def run_dataset_here(suite: Settings, dataset: str, reviews: int, tuning_budget: float | None) -> None:
+    """One dataset's pipeline run in this process (the model benchmark's, warm, in ``--quick``), for this suite
+    run's quality benchmark to take instead of running it again. This process's settings stay switched to it."""
+    os.environ.update(dataset_environment(suite, dataset))
+    get_settings.cache_clear()
+    run_pipeline_once(dataset, reviews, dataset_folder(suite, dataset) / "run.json", tuning_budget)
 
 
 def _run_pipelines(
     datasets: list[str], reviews: int, reuse: bool, tuning_budget: float | None
 ) -> dict[str, dict[str, Any]]:
-    """Each dataset's pipeline run, in a process, database, data folder and model store of its own."""
+    """Each dataset's pipeline run, in a process, database, data folder and model store of its own; or the run
+    recorded by an earlier benchmark of this suite run with the same arguments (or any recorded run: ``reuse``)."""
     from recsys_core import services
 
-    settings = get_settings()
-    services.up(settings)
+    suite = get_settings()
+    services.up(suite)
     runs = {}
     for dataset in datasets:
-        bench = settings.state_dir / "bench" / f"quality-{dataset}"
-        out = bench / "run.json"
-        if not (reuse and out.exists()):
-            env = {
-                **os.environ,
-                "RECSYS_DATA_DIR": str(bench / "data" if dataset in GENERATED else SHARED_DATA),
-                "RECSYS_MONGO_DB": f"{settings.mongo_db}_{dataset.replace('-', '_')}",
-                "RECSYS_MODEL_STORE_URI": str(bench / "model"),
-            }
+        out = dataset_folder(suite, dataset) / "run.json"
+        recorded = json.loads(out.read_text()) if out.exists() else None
+        if recorded is not None and _same_suite_run(recorded, reviews, tuning_budget):
+            print(f"{dataset}: run by an earlier benchmark of this suite run (same data and arguments)")
+        elif not (reuse and recorded is not None):
             command = [sys.executable, "-m", "benchmarks.bench_quality", "--one", dataset, "--out", str(out)]
             command += ["--reviews", str(reviews)]
             command += [] if tuning_budget is None else ["--tuning-budget", str(tuning_budget)]
+            env = {**os.environ, **dataset_environment(suite, dataset)}
             subprocess.run(command, env=env, check=True, cwd=PROJECT_ROOT)
         runs[dataset] = json.loads(out.read_text())
     return runs
+
+
+def _same_suite_run(run: dict[str, Any], reviews: int, tuning_budget: float | None) -> bool:
+    return (
+        suite_run() is not None
+        and run.get(SUITE_RUN_KEY) == suite_run()
+        and run["arguments"]
+        == {
+            "reviews": reviews,
+            "tuning_budget": tuning_budget,
+        }
+    )
 
 
 # --- the split, and our metric definitions in numpy ----------------------------------------------
@@ -763,7 +800,7 @@ def _plot(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--reviews", type=int, default=30_000, help="reviews of each generated dataset")
+    parser.add_argument("--reviews", type=int, default=QUALITY_REVIEWS, help="reviews of each generated dataset")
     parser.add_argument("--reuse", action="store_true", help="reuse each dataset's recorded pipeline run")
     parser.add_argument(
         "--tuning-budget", type=float, metavar="SECONDS", help="the validation search's budget (default: recsys run's)"
@@ -781,7 +818,7 @@ def main() -> None:
     results = []
     for dataset, run in runs.items():
         print(f"{dataset}: {run['gate_decision']}")
-        results.append(evaluate_dataset(run, settings.state_dir / "bench" / f"quality-{dataset}"))
+        results.append(evaluate_dataset(run, dataset_folder(settings, dataset)))
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2))
     _plot(results)
     _write_report(results, args.reviews, args.tuning_budget)

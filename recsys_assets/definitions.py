@@ -41,11 +41,17 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     }
 
 
-defs = Definitions(
-    assets=[*ingest.EXTERNAL, *ingest.ASSETS, *model.ASSETS],
-    asset_checks=model.CHECKS,
-    jobs=[*ingest.JOBS, *model.JOBS],
-    schedules=model.SCHEDULES,
-    sensors=[*ingest.SENSORS, *model.SENSORS],
-    resources=build_resources(get_settings()),
-)
+def definitions(settings: Settings) -> Definitions:
+    """The code location with its resources configured from ``settings``: ``recsys run`` runs its jobs on the
+    settings it was given, not on those of whichever process imported this module first."""
+    return Definitions(
+        assets=[*ingest.EXTERNAL, *ingest.ASSETS, *model.ASSETS],
+        asset_checks=model.CHECKS,
+        jobs=[*ingest.JOBS, *model.JOBS],
+        schedules=model.SCHEDULES,
+        sensors=[*ingest.SENSORS, *model.SENSORS],
+        resources=build_resources(settings),
+    )
+
+
+defs = definitions(get_settings())

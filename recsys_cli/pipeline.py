@@ -70,7 +70,7 @@ def run_pipeline(
 def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: dict[str, Any]) -> list[StepOutcome]:
     from dagster import DagsterInstance, ExecuteInProcessResult
 
-    from recsys_assets.definitions import defs
+    from recsys_assets.definitions import definitions
     from recsys_assets.ingest.assets import CATEGORY
     from recsys_assets.model import defs as model
     from recsys_assets.resources import RawDataResource
@@ -104,6 +104,7 @@ def _run_jobs(settings: Settings, categories: Sequence[str] | None, model_ops: d
             [] if result.success else failure_causes(result),
         )
 
+    defs = definitions(settings)
     outcomes = []
     ingest = defs.resolve_job_def("ingest_job")
     for category in tqdm(chosen, desc="ingest", unit="category"):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, FreshnessPolicy, build_sensor_context, materialize
 
 from recsys_assets.catalog import OWNERS, STAGE_TAG, Stage
-from recsys_assets.definitions import defs
+from recsys_assets.definitions import definitions, defs
 from recsys_assets.ingest import defs as ingest
 from recsys_assets.model import defs as model
 from recsys_assets.model.orchestration import retrain_on_raw_reviews
+from recsys_core.settings import get_settings
 from tests.model.conftest import Pipeline
 
 
@@ -24,6 +26,16 @@ def test_the_code_location_loads_the_model_job_schedule_and_sensor() -> None:
     assert schedule.cron_schedule == "0 3 * * *"
     assert schedule.job_name == "recsys_model_job"
     assert defs.resolve_sensor_def("retrain_on_raw_reviews").job_name == "recsys_model_job"
+
+
+def test_the_code_location_takes_its_resources_from_the_settings_it_is_built_with(tmp_path: Path) -> None:
+    settings = get_settings().model_copy(update={"data_dir": tmp_path / "data", "mongo_db": "elsewhere"})
+    resources = definitions(settings).resources
+    assert resources is not None
+    assert resources["raw_data"].data_dir == str(tmp_path / "data")
+    assert resources["mongo"].database == "elsewhere"
+    assert defs.resources is not None
+    assert defs.resources["mongo"].database == get_settings().mongo_db != "elsewhere"
 
 
 def test_every_asset_has_an_owner_a_stage_a_code_version_and_lineage_from_the_files() -> None:
