@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.report import RESULTS, SUITE_RUN_KEY, Figure, provenance, suite_run, write_section
+from benchmarks.report import RESULTS, SUITE_RUN_KEY, Figure, provenance, suite_run, use_environment, write_section
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 AMAZON = ("All_Beauty", "AMAZON_FASHION", "Appliances", "Gift_Cards")
@@ -158,8 +158,7 @@ def dataset_environment(suite: Settings, dataset: str) -> dict[str, str]:
 def run_dataset_here(suite: Settings, dataset: str, reviews: int, tuning_budget: float | None) -> None:
     """One dataset's pipeline run in this process (the model benchmark's, warm, in ``--quick``), for this suite
     run's quality benchmark to take instead of running it again. This process's settings stay switched to it."""
-    os.environ.update(dataset_environment(suite, dataset))
-    get_settings.cache_clear()
+    use_environment(dataset_environment(suite, dataset))
     run_pipeline_once(dataset, reviews, dataset_folder(suite, dataset) / "run.json", tuning_budget)
 
 
@@ -189,15 +188,8 @@ def _run_pipelines(
 
 
 def _same_suite_run(run: dict[str, Any], reviews: int, tuning_budget: float | None) -> bool:
-    return (
-        suite_run() is not None
-        and run.get(SUITE_RUN_KEY) == suite_run()
-        and run["arguments"]
-        == {
-            "reviews": reviews,
-            "tuning_budget": tuning_budget,
-        }
-    )
+    arguments = {"reviews": reviews, "tuning_budget": tuning_budget}
+    return suite_run() is not None and run.get(SUITE_RUN_KEY) == suite_run() and run["arguments"] == arguments
 
 
 # --- the split, and our metric definitions in numpy ----------------------------------------------

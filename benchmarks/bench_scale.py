@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmarks.report import RESULTS, SUITE_RUN_KEY, Figure, provenance, suite_run, write_section
+from benchmarks.report import RESULTS, SUITE_RUN_KEY, Figure, provenance, suite_run, use_environment, write_section
 from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -124,9 +124,7 @@ def numpy_top_k_anchor(model: TrainedModel, ratings: DataFrame, reviewers: DataF
 
 def use_size(reviews: int) -> Settings:
     """This process's settings switched to one size's folder, database and model store (``size_environment``)."""
-    os.environ.update(size_environment(reviews))
-    get_settings.cache_clear()
-    return get_settings()
+    return use_environment(size_environment(reviews))
 
 
 def size_environment(reviews: int) -> dict[str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recsys_core.settings import PROJECT_ROOT
+from recsys_core.settings import PROJECT_ROOT, Settings, get_settings
 
 REPORT = PROJECT_ROOT / "BENCHMARKS.md"
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
@@ -105,3 +105,11 @@ def write_section(name: str, lines: list[str], heading: str, *, first: bool = Fa
     else:
         text = text.rstrip() + f"\n\n{heading}\n\n" + section + "\n"
     report.write_text(text)
+
+
+def use_environment(environment: dict[str, str]) -> Settings:
+    """This process's settings switched to ``environment`` (``RECSYS_*`` variables): how one process runs the graph
+    for several sizes or datasets, each in its own data folder, database and model store."""
+    os.environ.update(environment)
+    get_settings.cache_clear()
+    return get_settings()

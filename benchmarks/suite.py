@@ -37,8 +37,8 @@ class Benchmark:
         return [sys.executable, "-m", self.module, *(self.quick if quick else self.full)]
 
 
-QUICK_SCALE_SIZES = ("5000", "20000")
-QUICK_QUALITY = ("--datasets", "Gift_Cards", "--tuning-budget", "15")
+QUICK_SCALE_SIZES = ("5000", "20000")  # the larger is the model benchmark's own size
+QUICK_QUALITY_DATASET, QUICK_TUNING_BUDGET = "Gift_Cards", "15"
 
 # Cheapest first, so a quick run reports something early. The first benchmark's process, the first on a fresh
 # clone to start Spark, also writes the driver's class archive at exit (recsys_assets.spark.DriverClassArchive),
@@ -52,16 +52,8 @@ BENCHMARKS = (
         "model and batch publish (items 2, 3, 5)",
         "benchmarks.bench_model",
         (
-            "--reviews",
-            QUICK_SCALE_SIZES[1],
-            "--rounds",
-            "2",
-            "--also-scale-sizes",
-            QUICK_SCALE_SIZES[0],
-            "--also-quality-datasets",
-            QUICK_QUALITY[1],
-            "--quality-tuning-budget",
-            QUICK_QUALITY[3],
+            *("--reviews", QUICK_SCALE_SIZES[-1], "--rounds", "2", "--also-scale-sizes", *QUICK_SCALE_SIZES[:-1]),
+            *("--also-quality-datasets", QUICK_QUALITY_DATASET, "--quality-tuning-budget", QUICK_TUNING_BUDGET),
         ),
         ("--reviews", "1000000"),
     ),
@@ -80,7 +72,7 @@ BENCHMARKS = (
     Benchmark(
         "quality (item 7)",
         "benchmarks.bench_quality",
-        QUICK_QUALITY,
+        ("--datasets", QUICK_QUALITY_DATASET, "--tuning-budget", QUICK_TUNING_BUDGET),
     ),
 )
 
