@@ -1,8 +1,9 @@
-"""The Spark driver killed while it publishes: the collection it was writing is untouched, and a rerun publishes.
+"""The Spark driver killed while it publishes: the collection it was publishing is untouched, and a rerun publishes.
 
 The publishers run in a process of their own (``publish_job.py``), which the test SIGKILLs,
-with its JVM and Spark's Python workers, as soon as it sees a staging collection holding
-documents: nothing of the publisher runs afterwards, no ``except`` and no ``finally``.
+with its JVM and Spark's Python workers, at the last moment of a publish: the staging copy of
+one collection written and checked, its swap not yet made. Nothing of the publisher runs
+afterwards, no ``except`` and no ``finally``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from recsys_core.settings import PROJECT_ROOT
 from tests.model.conftest import MODEL_ASSETS, PUBLISHERS, UNTUNED, Pipeline, handle
 from tests.web.conftest import wait_until
 
+HELD = mongo.ITEM_FACTORS
+"""The collection whose swap the killed driver never makes."""
 JUDGED_AS_TOO_SMALL = {"min_heldout_ratings": 1_000_000}
 """Every new model is served, whatever its metrics, so every publisher writes (none is held back by the gate)."""
 
@@ -87,10 +90,10 @@ def test_a_driver_killed_while_publishing_leaves_the_served_collections_and_a_re
     handles = tmp_path / "handles.json"
     handles.write_text(json.dumps({"model_evaluation": newer.model_dump(mode="json")}))
     env = {**os.environ, "RECSYS_MONGO_DB": pipeline.db.name, "RECSYS_SPARK_DRIVER_MEMORY": "1g"}
-    log = tmp_path / "driver.log"
+    log, marker = tmp_path / "driver.log", tmp_path / "held"
     with log.open("w") as output:
         driver = subprocess.Popen(
-            [sys.executable, "-m", "tests.model.publish_job", str(handles), str(pipeline.store)],
+            [sys.executable, "-m", "tests.model.publish_job", str(handles), str(pipeline.store), HELD, str(marker)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=output,
@@ -98,12 +101,11 @@ def test_a_driver_killed_while_publishing_leaves_the_served_collections_and_a_re
             start_new_session=True,  # a process group of its own, which the JVM joins
         )
 
-    def staging_written() -> list[str]:
-        staging = [name for name in _staging(pipeline.db) if pipeline.db[name].estimated_document_count()]
+    def held() -> str:
         assert driver.poll() is None, f"the publish ended before it was killed:\n{log.read_text()[-3000:]}"
-        return staging
+        return marker.read_text() if marker.exists() else ""
 
-    writing = wait_until(staging_written, "a staging collection with documents", timeout_s=600)
+    staging = wait_until(held, f"the driver to hold the swap of {HELD}", timeout_s=600)
     processes = _tree(driver.pid)
     os.killpg(driver.pid, signal.SIGKILL)
     for pid in processes:
@@ -113,15 +115,15 @@ def test_a_driver_killed_while_publishing_leaves_the_served_collections_and_a_re
     wait_until(lambda: not any(alive(pid) for pid in processes), "the driver, its JVM and workers to end")
     assert len(processes) > 1, "the JVM was among the processes killed"
 
-    # The collection being written is untouched. Each other one is untouched or, if its publish
-    # finished between two of this test's polls (on a loaded machine), wholly the newer model's.
+    # The collection being published is untouched, its complete staging copy left beside it. Each
+    # other one is untouched (not yet published) or wholly the newer model's (published before).
     served_now = _served(pipeline.db)
-    for name in {staging.split("__staging_")[0] for staging in writing}:
-        assert served_now[name] == before[name], f"{name} changed while its staging copy was written"
+    assert served_now[HELD] == before[HELD], f"{HELD} changed before its swap"
     for name, (digest, versions) in served_now.items():
         assert (digest, versions) == before[name] or versions == (newer.model.version,), f"{name} is half-published"
-    assert set(writing) <= set(_staging(pipeline.db)), "the staging copy the driver was writing is still there"
-    assert all(name.endswith(newer.model.version) for name in writing)
+    assert staging == staging_name(HELD, newer.model.version)
+    assert _staging(pipeline.db) == [staging], "the staging copy of the killed publish is left, and only it"
+    assert pipeline.db[staging].estimated_document_count() > 0
 
     # The killed run's lease on the model store lapses (it renews no more); then the next run publishes.
     def lapsed() -> bool:
