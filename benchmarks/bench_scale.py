@@ -92,12 +92,12 @@ def reset_mongod_peak(settings: Settings) -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def _numpy_top_k(users: np.ndarray, items: np.ndarray, bias: np.ndarray, rated: list[np.ndarray]) -> float:
+def _numpy_top_k(users: np.ndarray, items: np.ndarray, offset: np.ndarray, rated: list[np.ndarray]) -> float:
     """Seconds for the anchor: blocked matmul, rated items masked, argpartition, the k sorted."""
     started = time.perf_counter()
     block = max(1, (64 * 1024 * 1024) // (8 * items.shape[0]))
     for lo in range(0, users.shape[0], block):
-        scores = users[lo : lo + block] @ items.T + bias
+        scores = users[lo : lo + block] @ items.T + offset
         for row, seen in enumerate(rated[lo : lo + block]):
             scores[row, seen] = -np.inf
         best = np.argpartition(-scores, K - 1, axis=1)[:, :K]
@@ -118,8 +118,7 @@ def numpy_top_k_anchor(model: TrainedModel, ratings: DataFrame, reviewers: DataF
         seen.setdefault(row["reviewerID"], []).append(position.get(row["asin"], -1))
     vectors = np.asarray([row["vector"] for row in users], dtype=np.float64)
     rated = [np.asarray([i for i in seen.get(row["reviewerID"], []) if i >= 0], dtype=np.int64) for row in users]
-    bias = table.bias if model.ranker.adds_item_bias else np.zeros_like(table.bias)
-    return _numpy_top_k(vectors, table.vectors, bias, rated)
+    return _numpy_top_k(vectors, table.vectors, table.offset, rated)
 
 
 def use_size(reviews: int) -> Settings:

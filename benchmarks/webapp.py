@@ -84,6 +84,7 @@ def seed(settings: Settings, items: int, users: int) -> list[str]:
             asin=f"B{i:09d}",
             vector=vectors[i].tolist(),
             item_bias=0.0,
+            score_offset=0.0,
             model_version="bench",
             rank=RANK,
             reg_param=0.1,

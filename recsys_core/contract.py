@@ -184,14 +184,16 @@ class PopularItem(MongoDocument):
 
 
 class ItemFactor(MongoDocument):
-    """An item's ranking-head vector and bias in ``item_factors``, with what a fold-in needs to reuse it."""
+    """An item's ranking-head vector, bias and score offset in ``item_factors``, with what a fold-in needs to reuse
+    them."""
 
     collection: ClassVar[str] = mongo.ITEM_FACTORS
     key_fields: ClassVar[tuple[str, ...]] = ("asin",)
 
     asin: NonEmpty
     vector: list[float]
-    item_bias: float
+    item_bias: float  # b_i: the explicit fold-in's baseline
+    score_offset: float  # what every ranking score of the item adds to user . item: b_i, or the popularity prior
     model_version: NonEmpty
     rank: int = Field(ge=1)
     reg_param: float
@@ -201,6 +203,15 @@ class ItemFactor(MongoDocument):
     user_bias_damping: float
     bias_rounds: int = Field(default=1, ge=1)  # the rating head's, which the explicit fold-in alternates as often
     updated_at: AwareDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _offset_before_it_was_published(cls, data: Any) -> Any:
+        """A model published before ``score_offset`` scores as it did: the rating head added b_i, the implicit
+        head nothing."""
+        if isinstance(data, Mapping) and "score_offset" not in data:
+            return {**data, "score_offset": 0.0 if data.get("implicit_prefs") else data.get("item_bias")}
+        return data
 
 
 class Product(MongoDocument):

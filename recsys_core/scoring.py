@@ -10,9 +10,12 @@ ratings, so new ratings change recommendations at once, before the next retrain.
   strength ``s_i`` is the rating, or 0 for a rating of at most ``DISLIKED_MAX_RATING``
   (``implicit_strength``);
 - explicit head: ``(sum y_i y_i' + lambda n I) x = sum e_i y_i`` where ``e_i`` is the rating
-  minus the damped baseline ``mu + b_u + b_i``; a score then adds ``b_i`` back. When the
-  rating head alternates its biases and factors (``bias_rounds``), so does the fold-in: ``b_u``
-  is refitted on what ``x`` leaves, and ``x`` solved again.
+  minus the damped baseline ``mu + b_u + b_i``. When the rating head alternates its biases and
+  factors (``bias_rounds``), so does the fold-in: ``b_u`` is refitted on what ``x`` leaves, and
+  ``x`` solved again.
+
+Either way an item's score is ``x . y_i`` plus its published ``score_offset``: ``b_i`` for the
+explicit head, the popularity prior for the implicit head, exactly as the batch lists add it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ItemFactors:
     asins: list[str]
     vectors: NDArray[np.float64]  # (items, rank)
     item_bias: Vector  # (items,)
+    score_offset: Vector  # (items,)
     reg_param: float
     implicit_prefs: bool
     alpha: float
@@ -61,6 +65,7 @@ class ItemFactors:
             asins=[f.asin for f in factors],
             vectors=np.asarray([f.vector for f in factors], dtype=np.float64),
             item_bias=np.asarray([f.item_bias for f in factors], dtype=np.float64),
+            score_offset=np.asarray([f.score_offset for f in factors], dtype=np.float64),
             reg_param=first.reg_param,
             implicit_prefs=first.implicit_prefs,
             alpha=first.alpha,
@@ -159,9 +164,9 @@ def _used_signals(
 
 
 def scores(factors: ItemFactors, user: Vector) -> Vector:
-    """A ranking score per item (the item bias is part of it for the explicit head)."""
-    raw: Vector = factors.vectors @ user
-    return raw if factors.implicit_prefs else raw + factors.item_bias
+    """A ranking score per item: ``user . item`` plus the item's ``score_offset``."""
+    result: Vector = factors.vectors @ user + factors.score_offset
+    return result
 
 
 def recommend(
@@ -184,9 +189,7 @@ def recommend_many(factors: ItemFactors, reviewers: Sequence[Signals], n: int) -
     if not reviewers:
         return []
     users = np.stack([fold_in(factors, r.ratings, r.implicit) for r in reviewers])
-    table = users @ factors.vectors.T
-    if not factors.implicit_prefs:
-        table += factors.item_bias
+    table = users @ factors.vectors.T + factors.score_offset
     for row, reviewer in enumerate(reviewers):
         table[row, list(factors.positions([*reviewer.ratings, *reviewer.exclude]).values())] = -np.inf
     indices, values = best_k(table, n)

@@ -248,14 +248,13 @@ def similar_documents(model: TrainedModel, products: DataFrame, k: int, updated_
     unit = (
         model.ranker.item_factors()
         .where(norm > 0)
-        .select("asin", F.transform("vector", lambda x: x / norm).alias("vector"), F.lit(0.0).alias("item_bias"))
+        .select("asin", F.transform("vector", lambda x: x / norm).alias("vector"), F.lit(0.0).alias("score_offset"))
     )
     nearest = model_top_k(
         unit.select(F.col("asin").alias("reviewerID"), "vector"),
         unit.select(F.col("asin").alias("reviewerID"), "asin"),
         ItemFactorTable.collect(unit),
         k,
-        add_item_bias=False,
     ).withColumnRenamed("reviewerID", "of_asin")
     items = nearest.join(products, "asin", "left").select(
         "of_asin", "rank", "asin", "score", "title", "image", "price",
@@ -317,6 +316,7 @@ def item_factor_documents(model: TrainedModel, updated_at: datetime) -> DataFram
             "asin",
             "vector",
             "item_bias",
+            "score_offset",
             F.lit(model.version).alias("model_version"),
             F.lit(model.ranking_params.reg_param).alias("reg_param"),
             F.lit(model.rank).alias("rank"),

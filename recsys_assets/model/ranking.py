@@ -52,27 +52,27 @@ def cosine(left: str, right: str) -> Column:
 
 @dataclass(frozen=True)
 class ItemFactorTable:
-    """Item factors in the driver, in asin order, so that a lower index is a smaller asin."""
+    """Item factors and score offsets in the driver, in asin order, so that a lower index is a smaller asin."""
 
     asins: list[str]
     vectors: NDArray[np.float64]  # (items, rank)
-    bias: NDArray[np.float64]  # (items,)
+    offset: NDArray[np.float64]  # (items,): what every score of the item adds to user . item
 
     @classmethod
     def collect(cls, items: DataFrame) -> ItemFactorTable:
-        """From ``asin, vector, item_bias``; refuses a catalogue too large to broadcast."""
+        """From ``asin, vector, score_offset``; refuses a catalogue too large to broadcast."""
         count = items.count()
         if count > MAX_BROADCAST_ITEMS:
             raise ValueError(
                 f"{count:,} items are more than the {MAX_BROADCAST_ITEMS:,} whose factors can be broadcast to "
                 "every executor; score in item blocks or raise MAX_BROADCAST_ITEMS with the executors' memory"
             )
-        rows = items.select("asin", "vector", "item_bias").orderBy("asin").collect()
+        rows = items.select("asin", "vector", "score_offset").orderBy("asin").collect()
         rank = len(rows[0]["vector"]) if rows else 0
         return cls(
             asins=[row["asin"] for row in rows],
             vectors=np.asarray([row["vector"] for row in rows], dtype=np.float64).reshape(len(rows), rank),
-            bias=np.asarray([row["item_bias"] for row in rows], dtype=np.float64),
+            offset=np.asarray([row["score_offset"] for row in rows], dtype=np.float64),
         )
 
 
@@ -91,17 +91,17 @@ def _batch(reviewers: list[str], asins: list[str], scores: list[float], ranks: l
     )
 
 
-def model_top_k(users: DataFrame, exclude: DataFrame, items: ItemFactorTable, k: int, add_item_bias: bool) -> DataFrame:
+def model_top_k(users: DataFrame, exclude: DataFrame, items: ItemFactorTable, k: int) -> DataFrame:
     """``reviewerID, asin, score, rank`` (1..k): each user's ``k`` best items not in ``exclude``.
 
-    ``users`` holds ``reviewerID, vector``; a score is ``user · item`` (plus the item bias when
-    ``add_item_bias``), the same as ``recsys_core.scoring.scores``.
+    ``users`` holds ``reviewerID, vector``; a score is ``user · item + the item's offset``, the
+    same as ``recsys_core.scoring.scores``.
     """
-    broadcast = users.sparkSession.sparkContext.broadcast((items.asins, items.vectors, items.bias))
+    broadcast = users.sparkSession.sparkContext.broadcast((items.asins, items.vectors, items.offset))
     block = max(1, SCORE_BLOCK_BYTES // (8 * max(1, len(items.asins))))
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        asins, vectors, bias = broadcast.value
+        asins, vectors, offset = broadcast.value
         position = {asin: i for i, asin in enumerate(asins)}
         for batch in batches:
             reviewers = batch.column("reviewerID").to_pylist()
@@ -110,9 +110,7 @@ def model_top_k(users: DataFrame, exclude: DataFrame, items: ItemFactorTable, k:
             rated = batch.column("rated").to_pylist()
             out: tuple[list[str], list[str], list[float], list[int]] = ([], [], [], [])
             for start in range(0, len(reviewers), block):
-                scores = user_vectors[start : start + block] @ vectors.T
-                if add_item_bias:
-                    scores += bias
+                scores = user_vectors[start : start + block] @ vectors.T + offset
                 for row, seen in enumerate(rated[start : start + block]):
                     scores[row, [position[a] for a in seen if a in position]] = -np.inf
                 best, values = best_k(scores, k)

@@ -4,10 +4,14 @@ The pipeline has a *rating head*, an explicit ALS on the residual ``r - (mu + b_
 which predicts ratings (its biases and factors fitted alternately: ``fit_rating_head``),
 and, when ``implicit_prefs`` is on, a *ranking head*, an implicit ALS on the positive
 interactions (confidence ``1 + alpha * s``, with ``s`` the rating, or 0 for a dislike:
-``IMPLICIT_STRENGTH``), which orders the top-k lists. On Amazon ratings
-(about 90% five stars) no single explicit ALS is good at both: squared error rewards
-predicting the offsets, ranking rewards knowing what people pick at all. With
+``IMPLICIT_STRENGTH``), which orders the top-k lists by ``x_u . y_i`` plus a popularity prior,
+``popularity_weight * log(1 + n_i)`` with ``n_i`` the item's positive signals in training. On
+Amazon ratings (about 90% five stars) no single explicit ALS is good at both: squared error
+rewards predicting the offsets, ranking rewards knowing what people pick at all. With
 ``implicit_prefs`` off, the rating head ranks too (by ``b_i + x_u . y_i``).
+
+Either way a ranking score is ``x_u . y_i`` plus a per-item ``score_offset``, which
+``item_factors`` publishes, so the online scorer adds the same.
 
 Each head has its own hyperparameters (``Heads``), chosen by the validation search in
 ``tuning.py`` or taken from ``AlsParams``.
@@ -25,7 +29,7 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recsys_assets.model.biases import BASELINE, Biases, Damping, fit_biases, refit_biases, with_baseline
+from recsys_assets.model.biases import BASELINE, ITEM_BIAS, Biases, Damping, fit_biases, refit_biases, with_baseline
 from recsys_assets.model.ranking import ItemFactorTable, model_top_k
 from recsys_assets.model.store import ModelStore
 from recsys_core.contract import DISLIKED_MAX_RATING
@@ -34,6 +38,9 @@ USER_INDEX, ITEM_INDEX = "user_index", "item_index"
 RESIDUAL, RESIDUAL_PREDICTION = "residual", "residual_prediction"
 PREFERENCE, PREDICTION = "preference", "prediction"
 IMPLICIT_STRENGTH = "implicit_strength"
+POSITIVES = "positives"
+"""An item's positive signals in training (ratings above ``DISLIKED_MAX_RATING``): the popularity prior's n_i."""
+SCORE_OFFSET = "score_offset"
 COLD = "cold"
 _MODEL_BASELINE = "model_baseline"
 MODEL_JSON = "model.json"
@@ -61,6 +68,11 @@ class TuningConfig(Config):
     ranks: list[int] = Field(default=[8, 16, 32, 64], min_length=1)
     reg_params: list[float] = Field(default=[0.01, 0.03, 0.1, 0.3, 1.0], min_length=1)
     alphas: list[float] = Field(default=[1.0, 5.0, 20.0, 50.0], min_length=1, description="The implicit head's.")
+    popularity_weights: list[float] = Field(
+        default=[0.0, 0.03, 0.1, 0.3, 1.0],
+        min_length=1,
+        description="The implicit head's popularity priors tried, on the chosen head's one fit, after the halving.",
+    )
     dampings: list[float] = Field(
         default=[0.5, 1.0, 2.0, 5.0, 10.0, 25.0],
         min_length=1,
@@ -90,6 +102,12 @@ class AlsParams(Config):
     )
     implicit_prefs: bool = Field(default=True, description="Rank with an implicit-feedback ALS head.")
     alpha: float = Field(default=10.0, ge=0.0, description="Confidence scale of the implicit head.")
+    popularity_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="The implicit head ranks by x_u . y_i + popularity_weight * log(1 + the item's positive "
+        "training signals).",
+    )
     seed: int = 42
     nonnegative: bool = False
     user_damping: float = Field(default=5.0, ge=0.0, description="Damping of the user biases' means.")
@@ -110,7 +128,13 @@ class AlsParams(Config):
     @property
     def head(self) -> HeadParams:
         """These parameters as one head's, for both heads when nothing is tuned."""
-        return HeadParams(rank=self.rank, reg_param=self.reg_param, max_iter=self.max_iter, alpha=self.alpha)
+        return HeadParams(
+            rank=self.rank,
+            reg_param=self.reg_param,
+            max_iter=self.max_iter,
+            alpha=self.alpha,
+            popularity_weight=self.popularity_weight,
+        )
 
     @property
     def damping(self) -> Damping:
@@ -127,9 +151,13 @@ class HeadParams(BaseModel):
     reg_param: float
     max_iter: int
     alpha: float  # the implicit head's confidence scale; the rating head has none
+    popularity_weight: float = 0.0  # the implicit head's popularity prior; the rating head ranks by its biases
 
     def with_iterations(self, max_iter: int) -> HeadParams:
         return self.model_copy(update={"max_iter": max_iter})
+
+    def with_popularity_weight(self, popularity_weight: float) -> HeadParams:
+        return self.model_copy(update={"popularity_weight": popularity_weight})
 
 
 @dataclass(frozen=True)
@@ -222,6 +250,16 @@ def learning_columns(train: DataFrame, biases: Biases) -> DataFrame:
     return _with_residual(train, biases).withColumn(IMPLICIT_STRENGTH, strength)
 
 
+def item_positives(learn: DataFrame) -> DataFrame:
+    """``asin, positives``: each item's positive signals in ``learn`` (``learning_columns``); none, no row."""
+    return learn.where(F.col(IMPLICIT_STRENGTH) > 0).groupBy("asin").agg(F.count(F.lit(1)).alias(POSITIVES))
+
+
+def popularity_prior(positives: DataFrame, weight: float) -> DataFrame:
+    """``asin, score_offset``: ``weight * log(1 + n_i)`` per item of ``positives``."""
+    return positives.select("asin", (F.lit(weight) * F.log1p(POSITIVES)).alias(SCORE_OFFSET))
+
+
 def _with_residual(ratings: DataFrame, biases: Biases) -> DataFrame:
     return with_baseline(ratings, biases).withColumn(RESIDUAL, F.col("overall") - F.col(BASELINE))
 
@@ -255,12 +293,13 @@ def fit_rating_head(
 
 @dataclass(frozen=True)
 class Ranker:
-    """One head's factors keyed by the original ids: what the top-k lists are scored with."""
+    """One head's factors keyed by the original ids, and the per-item offset its scores add: what the top-k
+    lists are scored with."""
 
     ids: Ids
     head: ALSModel
     biases: Biases
-    adds_item_bias: bool  # the rating head ranks by b_i + x_u . y_i; the implicit head by x_u . y_i
+    offsets: DataFrame  # asin, score_offset: b_i for the rating head, the popularity prior for the implicit head
 
     def user_factors(self) -> DataFrame:
         """``reviewerID, vector``."""
@@ -268,15 +307,16 @@ class Ranker:
         return self.ids.users.join(factors, USER_INDEX).select("reviewerID", F.col("features").alias("vector"))
 
     def item_factors(self) -> DataFrame:
-        """``asin, vector, item_bias``, with the item's damped bias."""
+        """``asin, vector, item_bias, score_offset``: the item's damped bias, and what its scores add (0 if none)."""
         factors = self.head.itemFactors.withColumnRenamed("id", ITEM_INDEX)
         named = self.ids.items.join(factors, ITEM_INDEX).select("asin", F.col("features").alias("vector"))
-        return named.join(self.biases.items, "asin", "left").fillna(0.0, ["item_bias"])
+        with_bias = named.join(self.biases.items, "asin", "left")
+        return with_bias.join(self.offsets, "asin", "left").fillna(0.0, [ITEM_BIAS, SCORE_OFFSET])
 
     def recommend(self, reviewers: DataFrame, exclude: DataFrame, k: int) -> DataFrame:
         """``reviewerID, asin, score, rank``: the ``k`` best items for each known reviewer, none in ``exclude``."""
         users = self.user_factors().join(reviewers.select("reviewerID").distinct(), "reviewerID")
-        return model_top_k(users, exclude, ItemFactorTable.collect(self.item_factors()), k, self.adds_item_bias)
+        return model_top_k(users, exclude, ItemFactorTable.collect(self.item_factors()), k)
 
 
 @dataclass(frozen=True)
@@ -289,12 +329,15 @@ class TrainedModel:
     ids: Ids
     rating: ALSModel
     ranking: ALSModel | None  # None: the rating head ranks (implicit_prefs off)
+    positives: DataFrame  # asin, positives: the popularity prior's counts (item_positives of the training ratings)
 
     @property
     def ranker(self) -> Ranker:
         if self.ranking is None:
-            return Ranker(self.ids, self.rating, self.biases, adds_item_bias=True)
-        return Ranker(self.ids, self.ranking, self.biases, adds_item_bias=False)
+            offsets = self.biases.items.select("asin", F.col(ITEM_BIAS).alias(SCORE_OFFSET))
+            return Ranker(self.ids, self.rating, self.biases, offsets)
+        prior = popularity_prior(self.positives, self.heads.ranking.popularity_weight)
+        return Ranker(self.ids, self.ranking, self.biases, prior)
 
     @property
     def rank(self) -> int:
@@ -332,19 +375,22 @@ def fit_model(
     baseline = fit_biases(train, damping)
     ids = Ids.of(train).cache()
     data = ids.attach(learning_columns(train, baseline)).cache()
+    positives = item_positives(data).cache()
     rating, biases = fit_rating_head(params, heads.rating, blocks, data, baseline)
     ranking = ranking_head(params, heads.ranking, blocks).fit(data) if params.implicit_prefs else None
     data.unpersist()
-    return TrainedModel(version, params, biases, baseline, heads, ids, rating, ranking)
+    return TrainedModel(version, params, biases, baseline, heads, ids, rating, ranking, positives)
 
 
 def save_model(model: TrainedModel, store: ModelStore, spark: SparkSession, uri: str, ratings_uri: str) -> None:
-    """The heads, the ids' indices, the biases and ``model.json`` (parameters, and the ratings it was fitted on)."""
+    """The heads, the ids' indices, the biases, the items' positive signals and ``model.json`` (parameters, and the
+    ratings it was fitted on)."""
     model.rating.write().overwrite().save(f"{uri}/rating_head")
     if model.ranking is not None:
         model.ranking.write().overwrite().save(f"{uri}/ranking_head")
     model.ids.users.write.mode("overwrite").parquet(f"{uri}/user_index")
     model.ids.items.write.mode("overwrite").parquet(f"{uri}/item_index")
+    model.positives.write.mode("overwrite").parquet(f"{uri}/{POSITIVES}")
     for prefix, biases in (("", model.biases), (BASELINE_PREFIX, model.baseline)):
         biases.users.write.mode("overwrite").parquet(f"{uri}/{prefix}user_bias")
         biases.items.write.mode("overwrite").parquet(f"{uri}/{prefix}item_bias")
@@ -380,4 +426,5 @@ def load_model(store: ModelStore, spark: SparkSession, uri: str) -> TrainedModel
     ids = Ids(spark.read.parquet(f"{uri}/user_index"), spark.read.parquet(f"{uri}/item_index"))
     ranking = ALSModel.load(f"{uri}/ranking_head") if params.implicit_prefs else None
     rating = ALSModel.load(f"{uri}/rating_head")
-    return TrainedModel(str(meta["version"]), params, biases, baseline, heads, ids, rating, ranking)
+    positives = spark.read.parquet(f"{uri}/{POSITIVES}")
+    return TrainedModel(str(meta["version"]), params, biases, baseline, heads, ids, rating, ranking, positives)

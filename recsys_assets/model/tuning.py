@@ -12,7 +12,10 @@ judged in one pass. The heads are then searched on the residuals of the chosen b
 
 Successive halving (Jamieson and Talwalkar, 2016) spends the budget where it matters: many
 candidates get a few iterations, and only the best of each rung get more. A wall-clock budget
-stops the search early; the best candidate of the highest rung reached wins. The cold pairs
+stops the search early; the best candidate of the highest rung reached wins. The ranking
+head's popularity prior needs no fit of its own: when the halving finished within the budget,
+the chosen head is fitted once more and its lists judged at each ``popularity_weights``, a
+last rung (``popularity_rung``) whose best becomes the choice. The cold pairs
 of the validation split get the same baseline prediction from every candidate, so judging on
 the warm pairs only orders the candidates the same way.
 """
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -43,7 +47,9 @@ from recsys_assets.model.training import (
     TrainedModel,
     TuningConfig,
     fit_rating_head,
+    item_positives,
     learning_columns,
+    popularity_prior,
     ranking_head,
 )
 from recsys_core.contract import LIKED_RATING
@@ -145,10 +151,11 @@ def successive_halving(
     return trials, False
 
 
-def _sort_key(trial: Trial) -> tuple[float, int, float]:
-    """Best first; a tie goes to the smaller rank, then the stronger regularisation (the simpler model)."""
+def _sort_key(trial: Trial) -> tuple[float, int, float, float]:
+    """Best first; a tie goes to the smaller rank, then the stronger regularisation, then the weaker popularity
+    prior (the simpler model)."""
     value = trial.value if trial.metric == "rmse" else -trial.value
-    return value, trial.params.rank, -trial.params.reg_param
+    return value, trial.params.rank, -trial.params.reg_param, trial.params.popularity_weight
 
 
 def best(trials: list[Trial]) -> Trial:
@@ -175,6 +182,7 @@ class _Validation:
     """The search's own split of the train split, with what each judge needs, cached once."""
 
     learn: DataFrame  # learning_columns of the search's train part, with the indices
+    positives: DataFrame  # item_positives of ``learn``: the popularity prior's counts
     biases: Biases  # the best damping's, as the heads' trials learn from them
     candidates: BiasCandidates  # every damping's biases, fitted on the search's train part only
     damping_trials: list[DampingTrial]
@@ -185,7 +193,8 @@ class _Validation:
     exclude: DataFrame  # what they rated in the search's train part
 
     def release(self) -> None:
-        for frame in (self.learn, self.held, self.reviewers, self.relevant, self.ids.users, self.ids.items):
+        frames = (self.learn, self.positives, self.held, self.reviewers, self.relevant, self.ids.users, self.ids.items)
+        for frame in frames:
             frame.unpersist()
         self.candidates.unpersist()
 
@@ -208,7 +217,16 @@ def _validation(train: DataFrame, params: AlsParams) -> _Validation:
     ids = Ids.of(part).cache()
     learn = ids.attach(learning_columns(part, biases)).cache()
     return _Validation(
-        learn, biases, candidates, damping_trials, ids, held, reviewers, relevant, part.select("reviewerID", "asin")
+        learn,
+        item_positives(learn).cache(),
+        biases,
+        candidates,
+        damping_trials,
+        ids,
+        held,
+        reviewers,
+        relevant,
+        part.select("reviewerID", "asin"),
     )
 
 
@@ -241,6 +259,8 @@ def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int)
                 _judge(RANKING, params, lambda candidate: _validation_ndcg(validation, params, blocks, candidate)),
                 started + config.budget_s,
             )
+            if not ranking_exhausted:
+                ranking_trials += popularity_rung(validation, params, blocks, chosen(ranking_trials, params))
             trials += ranking_trials
             exhausted = exhausted or ranking_exhausted
             ranking = chosen(ranking_trials, params)
@@ -268,7 +288,9 @@ def _validation_rmse(
     baseline = validation.biases
     rating, biases = fit_rating_head(params, candidate, blocks, validation.learn, baseline)
     heads = Heads(candidate, candidate)
-    model = TrainedModel("validation", explicit, biases, baseline, heads, validation.ids, rating, None)
+    model = TrainedModel(
+        "validation", explicit, biases, baseline, heads, validation.ids, rating, None, validation.positives
+    )
     rmse = rating_metrics(model.predict_ratings(validation.held).where(~F.col(COLD)), F.col(PREDICTION))["rmse"]
     if biases is not baseline:
         biases.unpersist()
@@ -279,11 +301,33 @@ def _validation_ndcg(
     validation: _Validation, params: AlsParams, blocks: int, candidate: HeadParams
 ) -> tuple[str, float]:
     head = ranking_head(params, candidate, blocks).fit(validation.learn)
-    ranker = Ranker(validation.ids, head, validation.biases, adds_item_bias=False)
-    top = ranker.recommend(validation.reviewers, validation.exclude, NDCG_CUTOFF)
+    return _ndcg_of(validation, head, candidate.popularity_weight)
+
+
+def _ndcg_of(validation: _Validation, head: ALSModel, popularity_weight: float) -> tuple[str, float]:
+    """The validation NDCG of the lists a fitted ranking head makes with this popularity prior."""
+    prior = popularity_prior(validation.positives, popularity_weight)
+    top = Ranker(validation.ids, head, validation.biases, prior).recommend(
+        validation.reviewers, validation.exclude, NDCG_CUTOFF
+    )
     metric = f"ndcg@{NDCG_CUTOFF}"
     ndcg = ranking_metrics(top, validation.relevant, validation.reviewers, (NDCG_CUTOFF,)).get(metric)
     return metric, 0.0 if ndcg is None else ndcg
+
+
+def popularity_rung(validation: _Validation, params: AlsParams, blocks: int, head: HeadParams) -> list[Trial]:
+    """The ranking head ``head``, fitted once and judged with each of the grid's popularity priors: the search's
+    last rung (numbered after the halving's), so its best trial is the ranking head's choice."""
+    started = time.monotonic()
+    fitted = ranking_head(params, head, blocks).fit(validation.learn)
+    trials = []
+    for weight in params.tuning.popularity_weights:
+        metric, value = _ndcg_of(validation, fitted, weight)
+        seconds, started = time.monotonic() - started, time.monotonic()  # the first trial's time has the fit
+        trials.append(
+            Trial(RANKING, len(params.tuning.rungs), head.with_popularity_weight(weight), metric, value, seconds)
+        )
+    return trials
 
 
 def table_rows(trials: list[Trial]) -> Iterator[list[object]]:
@@ -296,6 +340,7 @@ def table_rows(trials: list[Trial]) -> Iterator[list[object]]:
             p.rank,
             p.reg_param,
             p.alpha,
+            p.popularity_weight,
             p.max_iter,
             trial.metric,
             trial.value,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,11 +19,17 @@ from recsys_assets.model.assets.publish import PopularConfig
 from recsys_assets.model.evaluation import METHODS
 from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle, SampleHandle
 from recsys_assets.model.plots import INLINE_MARKDOWN_CHARS
-from recsys_assets.model.training import load_model
+from recsys_assets.model.training import TuningConfig, load_model
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo, scoring
 from recsys_core.connections import kafka_consumer
-from recsys_core.contract import ContractError, RecommendationEvent, Recommendations, SimilarProducts
+from recsys_core.contract import (
+    DISLIKED_MAX_RATING,
+    ContractError,
+    RecommendationEvent,
+    Recommendations,
+    SimilarProducts,
+)
 from recsys_core.settings import Settings
 from tests.model.conftest import Pipeline, Published, handle
 
@@ -221,6 +229,9 @@ def test_item_factors_fold_in_reproduces_the_trained_reviewer_vectors(
     assert factors.rank == ranking["rank"]
     assert (factors.reg_param, factors.alpha) == (ranking["regParam"], ranking["alpha"])
     train = _ratings(published, spark).where("split = 'train'")
+    positives = Counter(r["asin"] for r in train.where(F.col("overall") > DISLIKED_MAX_RATING).collect())
+    prior = [ranking["popularityWeight"] * math.log1p(positives[asin]) for asin in factors.asins]
+    np.testing.assert_allclose(factors.score_offset, prior)
     reviewers = [r[0] for r in train.select("reviewerID").distinct().orderBy("reviewerID").limit(20).collect()]
     learnt = {r["reviewerID"]: np.asarray(r["vector"]) for r in model.ranker.user_factors().collect()}
     for reviewer in reviewers:
@@ -296,12 +307,14 @@ def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its
     trials = [row for row in meta["tuning"]]
     heads = {row["head"]: row for row in meta["heads"]}
     assert meta["tuning_status"] == f"{len(trials)} trials"
+    weights = TuningConfig().popularity_weights
     for head, metric in (("rating", "rmse"), ("ranking", "ndcg@10")):
         mine = [t for t in trials if t["head"] == head]
-        assert [t["rung"] for t in mine] == [0] * 9 + [1] * 3 + [2]  # successive halving: 9, then 3, then 1
-        assert [t["maxIter"] for t in mine] == [5] * 9 + [10] * 3 + [20]
+        halving = [t for t in mine if t["rung"] < 3]
+        assert [t["rung"] for t in halving] == [0] * 9 + [1] * 3 + [2]  # successive halving: 9, then 3, then 1
+        assert [t["maxIter"] for t in halving] == [5] * 9 + [10] * 3 + [20]
         assert {t["metric"] for t in mine} == {metric}
-        final = mine[-1]
+        final = halving[-1]
         assert (heads[head]["rank"], heads[head]["regParam"], heads[head]["maxIter"]) == (
             final["rank"],
             final["regParam"],
@@ -313,6 +326,16 @@ def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its
 
         ordered = sorted((t for t in mine if t["rung"] == 0), key=lambda t: t["validation"], reverse=metric != "rmse")
         assert {point(t) for t in mine if t["rung"] == 1} == {point(t) for t in ordered[:3]}  # the best third go on
+    # The ranking head's popularity prior: the halving's winner, judged at each weight; the best is served.
+    priors = [t for t in trials if t["rung"] == 3]
+    assert [t["head"] for t in priors] == ["ranking"] * len(weights)
+    assert [t["popularityWeight"] for t in priors] == weights
+    assert {(t["rank"], t["regParam"], t["alpha"], t["maxIter"]) for t in priors} == {
+        (final["rank"], final["regParam"], final["alpha"], final["maxIter"])
+    }
+    best = max(priors, key=lambda t: (t["validation"], -t["popularityWeight"]))
+    assert heads["ranking"]["popularityWeight"] == best["popularityWeight"]
+    assert heads["rating"]["popularityWeight"] == 0.0
     configured = {(t["rank"], t["regParam"]) for t in trials if t["rung"] == 0 and t["head"] == "rating"}
     assert (10, 0.1) in configured  # AlsParams' own values are always a candidate
 

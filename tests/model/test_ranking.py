@@ -53,25 +53,26 @@ def _lists(top) -> dict[str, list[tuple[str, float]]]:
     return out
 
 
-@pytest.mark.parametrize("add_item_bias", [False, True])
+@pytest.mark.parametrize("with_offsets", [False, True])
 def test_blocked_model_top_k_is_the_exact_top_k(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, add_item_bias: bool
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, with_offsets: bool
 ) -> None:
     users, items, bias, asins, reviewers, excluded = _problem(seed=1)
+    offset = bias if with_offsets else np.zeros(ITEMS)
     # Blocks of 4 users, so blocks, batches and partitions all cut the users differently.
     monkeypatch.setattr(ranking, "SCORE_BLOCK_BYTES", 8 * ITEMS * 4)
     user_frame, exclude = _frames(spark, reviewers, users, excluded)
     order = np.argsort(asins)[::-1]  # the table must not depend on the order items arrive in
     items_frame = spark.createDataFrame(
-        [(asins[i], [float(x) for x in items[i]], float(bias[i])) for i in order],
-        "asin string, vector array<float>, item_bias double",
+        [(asins[i], [float(x) for x in items[i]], float(offset[i])) for i in order],
+        "asin string, vector array<float>, score_offset double",
     )
     table = ItemFactorTable.collect(items_frame)
     assert table.asins == sorted(asins)
 
-    got = _lists(model_top_k(user_frame, exclude, table, K, add_item_bias))
+    got = _lists(model_top_k(user_frame, exclude, table, K))
 
-    scores = users @ items.T + (bias if add_item_bias else 0.0)
+    scores = users @ items.T + offset
     expected = _reference(scores, asins, excluded, K)
     assert got == {r: e for r, e in zip(reviewers, expected, strict=True) if e}
     assert len(got[reviewers[0]]) == 2  # only two unrated items were left to it

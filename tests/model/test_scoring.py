@@ -12,13 +12,21 @@ from recsys_core.scoring import ItemFactors, fold_in, recommend, scores
 
 
 def _document(
-    asin: str, vector: list[float], version: str = "v1", implicit: bool = True, bias: float = 0.0, bias_rounds: int = 1
+    asin: str,
+    vector: list[float],
+    version: str = "v1",
+    implicit: bool = True,
+    bias: float = 0.0,
+    bias_rounds: int = 1,
+    prior: float = 0.0,
 ):
-    """An ``item_factors`` document as the publisher writes it: through the contract."""
+    """An ``item_factors`` document as the publisher writes it, through the contract: the explicit head's score
+    offset is the item bias, the implicit head's its popularity ``prior``."""
     factor = ItemFactor(
         asin=asin,
         vector=vector,
         item_bias=bias,
+        score_offset=prior if implicit else bias,
         model_version=version,
         rank=len(vector),
         reg_param=0.1,
@@ -32,11 +40,18 @@ def _document(
     return factor.to_document()
 
 
-def _factors(implicit: bool, bias_rounds: int = 1) -> ItemFactors:
+def _factors(implicit: bool, bias_rounds: int = 1, priors: list[float] | None = None) -> ItemFactors:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(6, 3))
     docs = [
-        _document(f"i{i}", vectors[i].tolist(), implicit=implicit, bias=0.1 * i, bias_rounds=bias_rounds)
+        _document(
+            f"i{i}",
+            vectors[i].tolist(),
+            implicit=implicit,
+            bias=0.1 * i,
+            bias_rounds=bias_rounds,
+            prior=priors[i] if priors else 0.0,
+        )
         for i in range(6)
     ]
     return ItemFactors.from_documents(reversed(docs))
@@ -109,6 +124,27 @@ def test_recommend_skips_rated_and_excluded_items_and_unknown_ratings_are_ignore
     assert sorted(a for a, _ in ranked) == ["i1", "i2", "i3", "i4"]
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
     assert not fold_in(factors, {"unknown": 4.0}).any()
+
+
+def test_the_implicit_head_scores_add_the_popularity_prior_and_the_fold_in_ignores_it() -> None:
+    priors = [0.0, 0.0, 0.0, 0.0, 0.0, 100.0]
+    with_prior, without = _factors(implicit=True, priors=priors), _factors(implicit=True)
+    ratings = {"i0": 5.0, "i2": 4.0}
+    x = fold_in(with_prior, ratings)
+    np.testing.assert_allclose(x, fold_in(without, ratings))
+    np.testing.assert_allclose(scores(with_prior, x), with_prior.vectors @ x + np.array(priors))
+    assert recommend(with_prior, ratings, 1)[0][0] == "i5"
+    assert recommend(without, ratings, 1)[0][0] != "i5"
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_a_document_published_before_score_offset_scores_as_it_did(implicit: bool) -> None:
+    documents = [_document(f"i{i}", [float(i), 1.0], implicit=implicit, bias=0.5 * i) for i in range(3)]
+    for document in documents:
+        del document["score_offset"]
+    factors = ItemFactors.from_documents(documents)
+    expected = np.zeros(3) if implicit else np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(factors.score_offset, expected)
 
 
 def test_factors_of_mixed_versions_are_refused() -> None:

@@ -46,6 +46,7 @@ SMALL = TuningConfig(
     dampings=[0.5, 10.0],
     rungs=[2, 4],
     candidates=4,
+    popularity_weights=[0.0, 0.3, 3.0],
     budget_s=86_400,
 )
 """A grid small enough to check by hand, and a budget no machine spends: the time limit has its own test."""
@@ -137,13 +138,19 @@ def test_search_tunes_each_head_on_validation_and_the_model_is_fitted_with_its_c
     found = search(train, params, blocks=2, train_ratings=train.count())
     assert found.skipped is None
     assert not found.budget_exhausted
-    for head, metric in ((RATING, "rmse"), (RANKING, "ndcg@10")):
+    for head, metric, last_rungs in ((RATING, "rmse", [1, 1]), (RANKING, "ndcg@10", [1, 1, 2, 2, 2])):
         trials = [t for t in found.trials if t.head == head]
-        assert [t.rung for t in trials] == [0, 0, 0, 0, 1, 1]
+        assert [t.rung for t in trials] == [0, 0, 0, 0, *last_rungs]
         assert {t.metric for t in trials} == {metric}
         assert all(math.isfinite(t.value) for t in trials)
         assert best(trials).params == getattr(found.heads, head)
     assert found.heads.rating.max_iter == found.heads.ranking.max_iter == 4
+    # The popularity rung: the halving's winner, fitted once, judged with each prior.
+    halved = best([t for t in found.trials if t.head == RANKING and t.rung < 2]).params
+    priors = [t for t in found.trials if t.rung == 2]
+    assert [t.params for t in priors] == [halved.with_popularity_weight(w) for w in SMALL.popularity_weights]
+    assert found.heads.ranking.popularity_weight in SMALL.popularity_weights
+    assert found.heads.rating.popularity_weight == params.popularity_weight
 
     grid = {(u, i) for u in SMALL.dampings for i in SMALL.dampings}
     assert {(t.damping.user, t.damping.item) for t in found.damping_trials} == grid | {(5.0, 5.0)}

@@ -47,6 +47,7 @@ def publish_factors(db: Database[mongo.Document], version: str, seed: int) -> np
             asin=item_asin(i),
             vector=vectors[i].tolist(),
             item_bias=0.0,
+            score_offset=0.0,
             model_version=version,
             rank=RANK,
             reg_param=0.1,

@@ -41,8 +41,15 @@ def _params(config: AlsParams) -> list[tuple[str, str]]:
 
 def _heads_table(heads: dict[str, HeadParams]) -> TableMetadataValue:
     return table(
-        {"head": "string", "rank": "int", "regParam": "float", "alpha": "float", "maxIter": "int"},
-        ([name, h.rank, h.reg_param, h.alpha, h.max_iter] for name, h in heads.items()),
+        {
+            "head": "string",
+            "rank": "int",
+            "regParam": "float",
+            "alpha": "float",
+            "popularityWeight": "float",
+            "maxIter": "int",
+        },
+        ([name, h.rank, h.reg_param, h.alpha, h.popularity_weight, h.max_iter] for name, h in heads.items()),
     )
 
 
@@ -52,8 +59,9 @@ def _heads_table(heads: dict[str, HeadParams]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.TRAIN),
-    code_version="5",  # 2: a search per head, positive-only implicit head; 3: the rating scale; 4: tuned biases;
-    # 5: biases refitted on the rating head's residual (bias_rounds), the bias baseline's saved beside
+    code_version="6",  # 2: a search per head, positive-only implicit head; 3: the rating scale; 4: tuned biases;
+    # 5: biases refitted on the rating head's residual (bias_rounds), the bias baseline's saved beside;
+    # 6: the ranking head's popularity prior, and the items' positive signals saved
 )
 @spark_step
 def als_model(
@@ -117,6 +125,7 @@ def als_model(
                 "rank": "int",
                 "regParam": "float",
                 "alpha": "float",
+                "popularityWeight": "float",
                 "maxIter": "int",
                 "metric": "string",
                 "validation": "float",
