@@ -370,8 +370,8 @@ class TrainedModel:
 def fit_model(
     train: DataFrame, params: AlsParams, heads: Heads, damping: Damping, version: str, blocks: int
 ) -> TrainedModel:
-    """Fit the biases, the ids' indices and the heads on ``train``; the biases and indices stay cached, as the
-    heads' training data, the saved model and every later use read them."""
+    """Fit the biases, the ids' indices and the heads on ``train``; the biases, indices and the items' positive
+    counts stay cached, as the heads' training data, the saved model and every later use read them."""
     baseline = fit_biases(train, damping)
     ids = Ids.of(train).cache()
     data = ids.attach(learning_columns(train, baseline)).cache()
