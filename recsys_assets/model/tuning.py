@@ -10,9 +10,13 @@ The biases' dampings are chosen first, by validation RMSE: every user damping of
 with every item damping, all fitted in the same aggregations (``fit_bias_candidates``) and
 judged in one pass. The heads are then searched on the residuals of the chosen biases.
 
-Successive halving (Jamieson and Talwalkar, 2016) spends the budget where it matters: many
-candidates get a few iterations, and only the best of each rung get more. A wall-clock budget
-stops the search early; the best candidate of the highest rung reached wins. The ranking
+Each head's first rung is a coordinate sweep from ``AlsParams``' own values: every rank of the
+grid, then every regularisation at the best rank so far, then (the implicit head) every alpha.
+Each axis is covered whatever the grid's size, where seeded draws from the whole grid had
+missed the one rank that mattered (a rank-3 taste on generated data: validation RMSE 0.963
+against 1.00 for every larger rank). Successive halving (Jamieson and Talwalkar, 2016) then
+spends the rest where it matters: only the best of each rung get more iterations. A
+wall-clock budget stops the search early; the best candidate of the highest rung reached wins. The ranking
 head's popularity prior needs no fit of its own: when the halving finished within the budget,
 the chosen head is fitted once more and its lists judged at each ``popularity_weights``, a
 last rung (``popularity_rung``) whose best becomes the choice. The cold pairs
@@ -22,13 +26,11 @@ the warm pairs only orders the candidates the same way.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -116,38 +118,62 @@ def best_damping(trials: list[DampingTrial]) -> Damping:
     return min(trials, key=lambda t: (t.rmse, -(t.damping.user + t.damping.item))).damping
 
 
-def candidates(config: TuningConfig, params: AlsParams, head: str, largest_rank: int) -> list[HeadParams]:
-    """``AlsParams``' own values, then seeded draws from the grid, without repeats, ranks capped by the data."""
-    ranks = [rank for rank in config.ranks if rank <= largest_rank] or [min(config.ranks)]
-    alphas = config.alphas if head == RANKING else [params.alpha]
-    grid = [
-        HeadParams(rank=rank, reg_param=reg, max_iter=config.rungs[0], alpha=alpha)
-        for rank, reg, alpha in itertools.product(ranks, config.reg_params, alphas)
-    ]
-    own = params.head.with_iterations(config.rungs[0])
-    rng = np.random.default_rng([params.seed, HEADS.index(head)])
-    drawn = [grid[i] for i in rng.choice(len(grid), size=min(len(grid), config.candidates), replace=False)]
-    return [own, *(candidate for candidate in drawn if candidate != own)][: config.candidates]
-
-
 Judge = Callable[[HeadParams], Trial]
 
 
-def successive_halving(
-    config: TuningConfig, start: list[HeadParams], judge: Judge, deadline: float
+def axes(config: TuningConfig, head: str, largest_rank: int) -> dict[str, Sequence[float]]:
+    """The values each axis of ``head``'s grid takes, in the order the sweep visits them; ranks capped by the data."""
+    ranks = [rank for rank in config.ranks if rank <= largest_rank] or [min(config.ranks)]
+    swept: dict[str, Sequence[float]] = {"rank": ranks, "reg_param": config.reg_params}
+    if head == RANKING:
+        swept["alpha"] = config.alphas
+    return swept
+
+
+def tune_head(
+    config: TuningConfig, params: AlsParams, head: str, largest_rank: int, judge: Judge, deadline: float
 ) -> tuple[list[Trial], bool]:
-    """Every trial, and whether the budget ran out before the last rung was done."""
+    """Every trial of one head's search (``coordinate_sweep``, then ``successive_halving`` of its trials), and
+    whether the budget ran out before the last rung was done."""
+    first, exhausted = coordinate_sweep(config, params, axes(config, head, largest_rank), judge, deadline)
+    if exhausted:
+        return first, True
+    return successive_halving(config, first, judge, deadline)
+
+
+def coordinate_sweep(
+    config: TuningConfig, params: AlsParams, swept: dict[str, Sequence[float]], judge: Judge, deadline: float
+) -> tuple[list[Trial], bool]:
+    """The first rung: ``AlsParams``' own values, then each axis of ``swept`` in turn, every value of it tried at
+    the best point found so far. Every trial, and whether the budget ran out first."""
     trials: list[Trial] = []
-    survivors = start
-    for iterations in config.rungs:
-        done: list[Trial] = []
+    centre = params.head.with_iterations(config.rungs[0])
+    for axis, values in swept.items():
+        for candidate in (centre, *(centre.model_copy(update={axis: value}) for value in values)):
+            if any(trial.params == candidate for trial in trials):
+                continue
+            if time.monotonic() > deadline:
+                return trials, True
+            trials.append(judge(candidate))
+        centre = min(trials, key=_sort_key).params
+    return trials, False
+
+
+def successive_halving(
+    config: TuningConfig, first: list[Trial], judge: Judge, deadline: float
+) -> tuple[list[Trial], bool]:
+    """``first`` (the first rung's trials) and every later rung's: the best ``1/halving`` of each rung are fitted
+    again with the next rung's iterations. Also whether the budget ran out before the last rung was done."""
+    trials, done = list(first), first
+    for iterations in config.rungs[1:]:
+        ranked = sorted(done, key=_sort_key)
+        survivors = [trial.params for trial in ranked[: max(1, math.ceil(len(ranked) / config.halving))]]
+        done = []
         for candidate in survivors:
             if time.monotonic() > deadline:
                 return trials + done, True
             done.append(judge(candidate.with_iterations(iterations)))
         trials += done
-        ranked = sorted(done, key=_sort_key)
-        survivors = [trial.params for trial in ranked[: max(1, math.ceil(len(ranked) / config.halving))]]
     return trials, False
 
 
@@ -245,17 +271,21 @@ def search(train: DataFrame, params: AlsParams, blocks: int, train_ratings: int)
         largest_rank = max(1, min(int(sizes[0]), int(sizes[1])) // RANK_SHARE) if sizes else 1
         # The rating head gets a third of the budget; the ranking head's trials (a top-k each) the rest.
         rating_share = config.budget_s / 3 if params.implicit_prefs else config.budget_s
-        trials, exhausted = successive_halving(
+        trials, exhausted = tune_head(
             config,
-            candidates(config, params, RATING, largest_rank),
+            params,
+            RATING,
+            largest_rank,
             _judge(RATING, params, lambda candidate: _validation_rmse(validation, params, blocks, candidate)),
             started + rating_share,
         )
         rating = ranking = chosen(trials, params)
         if params.implicit_prefs:
-            ranking_trials, ranking_exhausted = successive_halving(
+            ranking_trials, ranking_exhausted = tune_head(
                 config,
-                candidates(config, params, RANKING, largest_rank),
+                params,
+                RANKING,
+                largest_rank,
                 _judge(RANKING, params, lambda candidate: _validation_ndcg(validation, params, blocks, candidate)),
                 started + config.budget_s,
             )

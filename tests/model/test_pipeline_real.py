@@ -6,6 +6,7 @@ import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -300,6 +301,36 @@ def test_published_lists_are_announced_on_kafka(published: Published, settings: 
     assert found == RecommendationEvent.of(Recommendations.from_document(wanted))  # every field, as stored
 
 
+Row = dict[str, Any]
+
+
+def _point(trial: Row) -> tuple[int, float, float]:
+    return trial["rank"], trial["regParam"], trial["alpha"]
+
+
+def _search_order(metric: str) -> Callable[[Row], tuple[float, int, float]]:
+    """The search's order of trials: the better validation first, a tie to the smaller rank, then the stronger reg."""
+    return lambda trial: (
+        trial["validation"] if metric == "rmse" else -trial["validation"],
+        trial["rank"],
+        -trial["regParam"],
+    )
+
+
+def _assert_a_coordinate_sweep(first: list[Row], metric: str, axes: dict[str, list[Any]]) -> None:
+    """``first`` (a head's first-rung trials) is the sweep from their first point: each axis in turn, every value
+    of it at the best point so far, none twice."""
+    swept, centre = first[:1], first[0]
+    for axis, values in axes.items():
+        for value in values:
+            candidate = {**centre, axis: value}
+            if _point(candidate) not in {_point(t) for t in swept}:
+                assert _point(first[len(swept)]) == _point(candidate)
+                swept.append(first[len(swept)])
+        centre = min(swept, key=_search_order(metric))
+    assert len(swept) == len(first)
+
+
 def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its_choice(
     published: Published,
 ) -> None:
@@ -307,27 +338,33 @@ def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its
     trials = [row for row in meta["tuning"]]
     heads = {row["head"]: row for row in meta["heads"]}
     assert meta["tuning_status"] == f"{len(trials)} trials"
-    weights = TuningConfig().popularity_weights
+    config = TuningConfig()
+    weights = config.popularity_weights
     for head, metric in (("rating", "rmse"), ("ranking", "ndcg@10")):
         mine = [t for t in trials if t["head"] == head]
-        halving = [t for t in mine if t["rung"] < 3]
-        assert [t["rung"] for t in halving] == [0] * 9 + [1] * 3 + [2]  # successive halving: 9, then 3, then 1
-        assert [t["maxIter"] for t in halving] == [5] * 9 + [10] * 3 + [20]
         assert {t["metric"] for t in mine} == {metric}
-        final = halving[-1]
+        first, second = [t for t in mine if t["rung"] == 0], [t for t in mine if t["rung"] == 1]
+        promoted = math.ceil(len(first) / 3)
+        assert [t["maxIter"] for t in first + second] == [10] * len(first) + [20] * promoted
+        # The first rung: from AlsParams' values, every rank of the grid (capped by the data), then every regParam
+        # at the best so far, then the ranking head's every alpha.
+        assert _point(first[0]) == (10, 0.1, 10.0)
+        ranks = [t["rank"] for t in first[1:] if (t["regParam"], t["alpha"]) == (0.1, 10.0)]
+        assert ranks
+        assert ranks == config.ranks[: len(ranks)]
+        alphas = {"alpha": config.alphas} if head == "ranking" else {}
+        _assert_a_coordinate_sweep(first, metric, {"rank": ranks, "regParam": config.reg_params, **alphas})
+        # Then the best third go on, and the best of them is the head's choice.
+        best_third = sorted(first, key=_search_order(metric))[:promoted]
+        assert {_point(t) for t in second} == {_point(t) for t in best_third}
+        final = min(second, key=_search_order(metric))
         assert (heads[head]["rank"], heads[head]["regParam"], heads[head]["maxIter"]) == (
             final["rank"],
             final["regParam"],
             final["maxIter"],
         )
-
-        def point(trial: dict[str, Any]) -> tuple[int, float, float]:
-            return trial["rank"], trial["regParam"], trial["alpha"]
-
-        ordered = sorted((t for t in mine if t["rung"] == 0), key=lambda t: t["validation"], reverse=metric != "rmse")
-        assert {point(t) for t in mine if t["rung"] == 1} == {point(t) for t in ordered[:3]}  # the best third go on
     # The ranking head's popularity prior: the halving's winner, judged at each weight; the best is served.
-    priors = [t for t in trials if t["rung"] == 3]
+    priors = [t for t in trials if t["rung"] == 2]
     assert [t["head"] for t in priors] == ["ranking"] * len(weights)
     assert [t["popularityWeight"] for t in priors] == weights
     assert {(t["rank"], t["regParam"], t["alpha"], t["maxIter"]) for t in priors} == {
@@ -336,8 +373,6 @@ def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its
     best = max(priors, key=lambda t: (t["validation"], -t["popularityWeight"]))
     assert heads["ranking"]["popularityWeight"] == best["popularityWeight"]
     assert heads["rating"]["popularityWeight"] == 0.0
-    configured = {(t["rank"], t["regParam"]) for t in trials if t["rung"] == 0 and t["head"] == "rating"}
-    assert (10, 0.1) in configured  # AlsParams' own values are always a candidate
 
 
 def test_every_held_out_rating_counts_and_cold_pairs_are_reported(published: Published, spark: SparkSession) -> None:

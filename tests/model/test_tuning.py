@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,12 +32,14 @@ from recsys_assets.model.tuning import (
     RATING,
     Judge,
     Trial,
+    axes,
     best,
     best_damping,
-    candidates,
     chosen,
+    coordinate_sweep,
     search,
     successive_halving,
+    tune_head,
 )
 
 SMALL = TuningConfig(
@@ -45,7 +48,6 @@ SMALL = TuningConfig(
     alphas=[1.0, 20.0],
     dampings=[0.5, 10.0],
     rungs=[2, 4],
-    candidates=4,
     popularity_weights=[0.0, 0.3, 3.0],
     budget_s=86_400,
 )
@@ -77,21 +79,25 @@ def _ratings(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 
     return clean_ratings(reviews)[0].cache()
 
 
-def _judge_by(values: dict[tuple[int, float], float], rungs: list[int], metric: str = "rmse") -> Judge:
-    """A judge with known answers, to see which candidates go on; the rung is the index of the iterations."""
+def _judge_by(
+    values: dict[tuple[Any, ...], float], rungs: list[int], metric: str = "rmse", alpha: bool = False
+) -> Judge:
+    """A judge with known answers, keyed by (rank, regularisation[, alpha]), to see which candidates go on; the rung
+    is the index of the iterations."""
 
     def judge(candidate: HeadParams) -> Trial:
         rung = rungs.index(candidate.max_iter)
-        return Trial(RATING, rung, candidate, metric, values[(candidate.rank, candidate.reg_param)], 0.0)
+        key = (candidate.rank, candidate.reg_param, *((candidate.alpha,) if alpha else ()))
+        return Trial(RATING, rung, candidate, metric, values[key], 0.0)
 
     return judge
 
 
 def test_successive_halving_promotes_the_best_share_of_each_rung() -> None:
     config = SMALL.model_copy(update={"rungs": [1, 2, 4], "halving": 2})
-    start = [HeadParams(rank=r, reg_param=g, max_iter=1, alpha=1.0) for r in (2, 4) for g in (0.05, 0.5)]
-    values = {(2, 0.05): 1.3, (2, 0.5): 1.1, (4, 0.05): 1.0, (4, 0.5): 1.2}
-    trials, exhausted = successive_halving(config, start, _judge_by(values, config.rungs), math.inf)
+    judge = _judge_by({(2, 0.05): 1.3, (2, 0.5): 1.1, (4, 0.05): 1.0, (4, 0.5): 1.2}, config.rungs)
+    first = [judge(HeadParams(rank=r, reg_param=g, max_iter=1, alpha=1.0)) for r in (2, 4) for g in (0.05, 0.5)]
+    trials, exhausted = successive_halving(config, first, judge, math.inf)
     assert not exhausted
     per_rung = [[(t.params.rank, t.params.reg_param) for t in trials if t.rung == rung] for rung in range(3)]
     assert per_rung == [[(2, 0.05), (2, 0.5), (4, 0.05), (4, 0.5)], [(4, 0.05), (2, 0.5)], [(4, 0.05)]]  # best first
@@ -100,12 +106,46 @@ def test_successive_halving_promotes_the_best_share_of_each_rung() -> None:
     assert (chosen.params.rank, chosen.params.reg_param, chosen.params.max_iter) == (4, 0.05, 4)
 
 
+def test_the_first_rung_sweeps_each_axis_at_the_best_point_so_far() -> None:
+    params = AlsParams(rank=4, reg_param=0.5, alpha=1.0, tuning=SMALL)
+    # Rank 2 is better at the configured regularisation, and the regularisation is then swept at rank 2.
+    values = {(4, 0.5): 1.2, (2, 0.5): 1.0, (2, 0.05): 1.1, (4, 0.05): 0.5}
+    trials, exhausted = coordinate_sweep(
+        SMALL, params, axes(SMALL, RATING, 100), _judge_by(values, SMALL.rungs), math.inf
+    )
+    assert not exhausted
+    assert [(t.params.rank, t.params.reg_param) for t in trials] == [(4, 0.5), (2, 0.5), (2, 0.05)]
+    assert {(t.rung, t.params.max_iter, t.params.alpha) for t in trials} == {(0, 2, 1.0)}
+    # The implicit head's alpha is swept last, at the best rank and regularisation.
+    with_alpha = {(4, 0.5, 1.0): 0.2, (2, 0.5, 1.0): 0.1, (4, 0.05, 1.0): 0.3, (4, 0.05, 20.0): 0.4}
+    judge = _judge_by(with_alpha, SMALL.rungs, "ndcg@10", alpha=True)
+    trials, _ = coordinate_sweep(SMALL, params, axes(SMALL, RANKING, 100), judge, math.inf)
+    assert [(t.params.rank, t.params.reg_param, t.params.alpha) for t in trials] == [
+        (4, 0.5, 1.0),
+        (2, 0.5, 1.0),
+        (4, 0.05, 1.0),
+        (4, 0.05, 20.0),
+    ]
+    assert best(trials).params.alpha == 20.0
+
+
+def test_the_grid_s_ranks_are_capped_by_the_data() -> None:
+    assert axes(SMALL, RATING, largest_rank=100) == {"rank": [2, 4], "reg_param": [0.05, 0.5]}
+    assert axes(SMALL, RANKING, largest_rank=100) == {"rank": [2, 4], "reg_param": [0.05, 0.5], "alpha": [1.0, 20.0]}
+    assert axes(SMALL, RATING, largest_rank=3)["rank"] == [2]
+    assert axes(SMALL, RATING, largest_rank=1)["rank"] == [2]  # below the grid: its smallest rank
+
+
 def test_a_spent_budget_stops_the_search_and_ndcg_is_maximised() -> None:
-    start = [HeadParams(rank=r, reg_param=0.1, max_iter=2, alpha=1.0) for r in (2, 4)]
+    params = AlsParams(rank=2, reg_param=0.1, tuning=SMALL.model_copy(update={"reg_params": [0.1]}))
     values = {(2, 0.1): 0.1, (4, 0.1): 0.3}
-    trials, exhausted = successive_halving(SMALL, start, _judge_by(values, SMALL.rungs), -math.inf)
+    trials, exhausted = tune_head(SMALL, params, RATING, 100, _judge_by(values, SMALL.rungs), -math.inf)
     assert (trials, exhausted) == ([], True)
-    trials, _ = successive_halving(SMALL, start, _judge_by(values, SMALL.rungs, "ndcg@10"), math.inf)
+    trials, exhausted = tune_head(
+        params.tuning, params, RATING, 100, _judge_by(values, SMALL.rungs, "ndcg@10"), math.inf
+    )
+    assert not exhausted
+    assert [(t.rung, t.params.rank) for t in trials] == [(0, 2), (0, 4), (1, 4)]
     assert best(trials).params.rank == 4  # the higher NDCG wins; for RMSE the lower would
 
 
@@ -118,29 +158,17 @@ def test_a_cut_short_search_keeps_its_finding_but_not_its_few_iterations() -> No
     assert chosen([], params) == params.head  # nothing ran: the configured values
 
 
-def test_candidates_start_with_the_configured_values_draw_from_the_grid_and_respect_the_data() -> None:
-    params = AlsParams(rank=4, reg_param=0.5, alpha=1.0, tuning=SMALL)
-    rating = candidates(SMALL, params, RATING, largest_rank=100)
-    assert rating[0] == HeadParams(rank=4, reg_param=0.5, max_iter=2, alpha=1.0)
-    assert len(rating) == len(set(rating)) == 4  # the grid has 4 points, one of them the configured values
-    assert {c.alpha for c in rating} == {1.0}  # the rating head has no alpha to tune
-    ranking = candidates(SMALL, params, RANKING, largest_rank=100)
-    assert len(set(ranking)) == 4
-    assert {c.alpha for c in ranking} <= {1.0, 20.0}
-    assert candidates(SMALL, params, RANKING, largest_rank=100) == ranking  # seeded
-    assert {c.rank for c in candidates(SMALL, params, RATING, largest_rank=3)} <= {2, 4}
-    assert {c.rank for c in candidates(SMALL, params, RATING, largest_rank=3)[1:]} == {2}  # grid ranks capped
-
-
 def test_search_tunes_each_head_on_validation_and_the_model_is_fitted_with_its_choice(spark: SparkSession) -> None:
     train = _ratings(spark)
     params = AlsParams(rank=2, reg_param=0.5, max_iter=2, alpha=1.0, seed=5, tuning=SMALL)
     found = search(train, params, blocks=2, train_ratings=train.count())
     assert found.skipped is None
     assert not found.budget_exhausted
-    for head, metric, last_rungs in ((RATING, "rmse", [1, 1]), (RANKING, "ndcg@10", [1, 1, 2, 2, 2])):
+    # The sweep: the configured values, the other rank, the other regularisation (and the other alpha); then the
+    # best third, and for the ranking head the popularity rung.
+    for head, metric, rungs in ((RATING, "rmse", [0, 0, 0, 1]), (RANKING, "ndcg@10", [0, 0, 0, 0, 1, 1, 2, 2, 2])):
         trials = [t for t in found.trials if t.head == head]
-        assert [t.rung for t in trials] == [0, 0, 0, 0, *last_rungs]
+        assert [t.rung for t in trials] == rungs
         assert {t.metric for t in trials} == {metric}
         assert all(math.isfinite(t.value) for t in trials)
         assert best(trials).params == getattr(found.heads, head)
