@@ -51,11 +51,13 @@ BASELINE_PREFIX = "baseline_"
 class TuningConfig(Config):
     """The search that picks each head's hyperparameters on a validation split carved out of the train split.
 
-    The first rung sweeps one axis of the grid at a time from ``AlsParams``' own values (every rank,
-    then every regularisation at the best rank so far, then, for the implicit head, every alpha),
-    with the first rung's iterations; the best ``1/halving`` of its trials go on to the next rung,
-    and so on. The rating head is judged by validation RMSE, the ranking head by validation
-    NDCG@10. The test split is never seen: it is touched once, by ``model_evaluation``.
+    Successive halving: the first rung's candidates are fitted with its iterations, the best
+    ``1/halving`` go on to the next rung, and so on. The rating head's first rung sweeps one axis
+    of its grid at a time from ``AlsParams``' own values (every rank, then every regularisation
+    at the best rank so far); the ranking head's is ``candidates`` seeded draws from its grid
+    (plus ``AlsParams``' own values). The rating head is judged by validation RMSE, the ranking
+    head by validation NDCG@10. The test split is never seen: it is touched once, by
+    ``model_evaluation``.
     """
 
     budget_s: float = Field(
@@ -66,10 +68,12 @@ class TuningConfig(Config):
         ge=0,
         description="Above this many training ratings the search is not affordable and AlsParams' values are used.",
     )
-    ranks: list[int] = Field(
+    ranks: list[int] = Field(default=[8, 16, 32, 64], min_length=1, description="The ranking head's.")
+    rating_ranks: list[int] = Field(
         default=[2, 3, 4, 6, 8, 16, 32, 64],
         min_length=1,
-        description="Dense below 8: a sparse category's reviewers rate too few items to pin down more factors.",
+        description="The rating head's; dense below 8: a sparse category's reviewers rate too few items to pin "
+        "down more factors.",
     )
     reg_params: list[float] = Field(default=[0.01, 0.03, 0.1, 0.3, 1.0], min_length=1)
     alphas: list[float] = Field(default=[1.0, 5.0, 20.0, 50.0], min_length=1, description="The implicit head's.")
@@ -83,12 +87,14 @@ class TuningConfig(Config):
         min_length=1,
         description="The biases' dampings tried, every user damping with every item damping, in one pass.",
     )
-    rungs: list[int] = Field(
+    rungs: list[int] = Field(default=[5, 10, 20], min_length=1, description="The ranking head's iterations per rung.")
+    rating_rungs: list[int] = Field(
         default=[10, 20],
         min_length=1,
-        description="Iterations at each rung of the search. A low rank needs about 10 to settle, so a first rung "
+        description="The rating head's iterations per rung. A low rank needs about 10 to settle, so a first rung "
         "of fewer judges it unfinished.",
     )
+    candidates: int = Field(default=9, ge=1, description="Grid points drawn for the ranking head's first rung.")
     halving: int = Field(default=3, ge=2, description="Each rung keeps the best 1/halving of the one before.")
     max_validation_users: int = Field(default=5_000, ge=1, description="Reviewers ranked per NDCG@10 trial.")
 

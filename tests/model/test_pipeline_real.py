@@ -21,6 +21,7 @@ from recsys_assets.model.evaluation import METHODS
 from recsys_assets.model.handles import EvaluationHandle, ModelHandle, RatingsHandle, SampleHandle
 from recsys_assets.model.plots import INLINE_MARKDOWN_CHARS
 from recsys_assets.model.training import TuningConfig, load_model
+from recsys_assets.model.tuning import rungs_of
 from recsys_assets.runs import materialisation_metadata
 from recsys_core import mongo, scoring
 from recsys_core.connections import kafka_consumer
@@ -343,28 +344,34 @@ def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its
     for head, metric in (("rating", "rmse"), ("ranking", "ndcg@10")):
         mine = [t for t in trials if t["head"] == head]
         assert {t["metric"] for t in mine} == {metric}
-        first, second = [t for t in mine if t["rung"] == 0], [t for t in mine if t["rung"] == 1]
-        promoted = math.ceil(len(first) / 3)
-        assert [t["maxIter"] for t in first + second] == [10] * len(first) + [20] * promoted
-        # The first rung: from AlsParams' values, every rank of the grid (capped by the data), then every regParam
-        # at the best so far, then the ranking head's every alpha.
-        assert _point(first[0]) == (10, 0.1, 10.0)
-        ranks = [t["rank"] for t in first[1:] if (t["regParam"], t["alpha"]) == (0.1, 10.0)]
-        assert ranks
-        assert ranks == config.ranks[: len(ranks)]
-        alphas = {"alpha": config.alphas} if head == "ranking" else {}
-        _assert_a_coordinate_sweep(first, metric, {"rank": ranks, "regParam": config.reg_params, **alphas})
-        # Then the best third go on, and the best of them is the head's choice.
+        assert _point(mine[0]) == (10, 0.1, 10.0)  # AlsParams' own values come first
+        halving = [t for t in mine if t["rung"] < len(rungs_of(config, head))]
+        first = [t for t in halving if t["rung"] == 0]
+        if head == "rating":
+            # A sweep from AlsParams' values: every rank of the grid (capped by the data), then every regParam at the
+            # best so far; then the best third get 20 iterations.
+            promoted = math.ceil(len(first) / 3)
+            assert [t["rung"] for t in halving] == [0] * len(first) + [1] * promoted
+            ranks = [t["rank"] for t in first[1:] if t["regParam"] == 0.1]
+            assert ranks
+            assert ranks == config.rating_ranks[: len(ranks)]
+            _assert_a_coordinate_sweep(first, metric, {"rank": ranks, "regParam": config.reg_params})
+        else:
+            promoted = 3
+            assert [t["rung"] for t in halving] == [0] * 9 + [1] * 3 + [2]  # successive halving: 9, then 3, then 1
+        assert [t["maxIter"] for t in first] == [rungs_of(config, head)[0]] * len(first)
+        assert halving[-1]["maxIter"] == 20
         best_third = sorted(first, key=_search_order(metric))[:promoted]
-        assert {_point(t) for t in second} == {_point(t) for t in best_third}
-        final = min(second, key=_search_order(metric))
+        assert {_point(t) for t in halving if t["rung"] == 1} == {_point(t) for t in best_third}
+        last = [t for t in halving if t["rung"] == halving[-1]["rung"]]
+        final = min(last, key=_search_order(metric))
         assert (heads[head]["rank"], heads[head]["regParam"], heads[head]["maxIter"]) == (
             final["rank"],
             final["regParam"],
             final["maxIter"],
         )
     # The ranking head's popularity prior: the halving's winner, judged at each weight; the best is served.
-    priors = [t for t in trials if t["rung"] == 2]
+    priors = [t for t in trials if t["rung"] == len(config.rungs)]
     assert [t["head"] for t in priors] == ["ranking"] * len(weights)
     assert [t["popularityWeight"] for t in priors] == weights
     assert {(t["rank"], t["regParam"], t["alpha"], t["maxIter"]) for t in priors} == {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -32,11 +31,12 @@ from recsys_assets.model.tuning import (
     RATING,
     Judge,
     Trial,
-    axes,
     best,
     best_damping,
+    candidates,
     chosen,
     coordinate_sweep,
+    rating_axes,
     search,
     successive_halving,
     tune_head,
@@ -47,7 +47,10 @@ SMALL = TuningConfig(
     reg_params=[0.05, 0.5],
     alphas=[1.0, 20.0],
     dampings=[0.5, 10.0],
+    rating_ranks=[2, 4],
     rungs=[2, 4],
+    rating_rungs=[2, 4],
+    candidates=4,
     popularity_weights=[0.0, 0.3, 3.0],
     budget_s=86_400,
 )
@@ -79,16 +82,12 @@ def _ratings(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 
     return clean_ratings(reviews)[0].cache()
 
 
-def _judge_by(
-    values: dict[tuple[Any, ...], float], rungs: list[int], metric: str = "rmse", alpha: bool = False
-) -> Judge:
-    """A judge with known answers, keyed by (rank, regularisation[, alpha]), to see which candidates go on; the rung
-    is the index of the iterations."""
+def _judge_by(values: dict[tuple[int, float], float], rungs: list[int], metric: str = "rmse") -> Judge:
+    """A judge with known answers, to see which candidates go on; the rung is the index of the iterations."""
 
     def judge(candidate: HeadParams) -> Trial:
         rung = rungs.index(candidate.max_iter)
-        key = (candidate.rank, candidate.reg_param, *((candidate.alpha,) if alpha else ()))
-        return Trial(RATING, rung, candidate, metric, values[key], 0.0)
+        return Trial(RATING, rung, candidate, metric, values[(candidate.rank, candidate.reg_param)], 0.0)
 
     return judge
 
@@ -97,7 +96,7 @@ def test_successive_halving_promotes_the_best_share_of_each_rung() -> None:
     config = SMALL.model_copy(update={"rungs": [1, 2, 4], "halving": 2})
     judge = _judge_by({(2, 0.05): 1.3, (2, 0.5): 1.1, (4, 0.05): 1.0, (4, 0.5): 1.2}, config.rungs)
     first = [judge(HeadParams(rank=r, reg_param=g, max_iter=1, alpha=1.0)) for r in (2, 4) for g in (0.05, 0.5)]
-    trials, exhausted = successive_halving(config, first, judge, math.inf)
+    trials, exhausted = successive_halving(config, RANKING, first, judge, math.inf)
     assert not exhausted
     per_rung = [[(t.params.rank, t.params.reg_param) for t in trials if t.rung == rung] for rung in range(3)]
     assert per_rung == [[(2, 0.05), (2, 0.5), (4, 0.05), (4, 0.5)], [(4, 0.05), (2, 0.5)], [(4, 0.05)]]  # best first
@@ -106,44 +105,26 @@ def test_successive_halving_promotes_the_best_share_of_each_rung() -> None:
     assert (chosen.params.rank, chosen.params.reg_param, chosen.params.max_iter) == (4, 0.05, 4)
 
 
-def test_the_first_rung_sweeps_each_axis_at_the_best_point_so_far() -> None:
-    params = AlsParams(rank=4, reg_param=0.5, alpha=1.0, tuning=SMALL)
+def test_the_rating_head_s_first_rung_sweeps_each_axis_at_the_best_point_so_far() -> None:
+    params = AlsParams(rank=4, reg_param=0.5, tuning=SMALL)
     # Rank 2 is better at the configured regularisation, and the regularisation is then swept at rank 2.
     values = {(4, 0.5): 1.2, (2, 0.5): 1.0, (2, 0.05): 1.1, (4, 0.05): 0.5}
-    trials, exhausted = coordinate_sweep(
-        SMALL, params, axes(SMALL, RATING, 100), _judge_by(values, SMALL.rungs), math.inf
-    )
+    judge = _judge_by(values, SMALL.rating_rungs)
+    trials, exhausted = coordinate_sweep(params, rating_axes(SMALL, 100), judge, math.inf)
     assert not exhausted
     assert [(t.params.rank, t.params.reg_param) for t in trials] == [(4, 0.5), (2, 0.5), (2, 0.05)]
-    assert {(t.rung, t.params.max_iter, t.params.alpha) for t in trials} == {(0, 2, 1.0)}
-    # The implicit head's alpha is swept last, at the best rank and regularisation.
-    with_alpha = {(4, 0.5, 1.0): 0.2, (2, 0.5, 1.0): 0.1, (4, 0.05, 1.0): 0.3, (4, 0.05, 20.0): 0.4}
-    judge = _judge_by(with_alpha, SMALL.rungs, "ndcg@10", alpha=True)
-    trials, _ = coordinate_sweep(SMALL, params, axes(SMALL, RANKING, 100), judge, math.inf)
-    assert [(t.params.rank, t.params.reg_param, t.params.alpha) for t in trials] == [
-        (4, 0.5, 1.0),
-        (2, 0.5, 1.0),
-        (4, 0.05, 1.0),
-        (4, 0.05, 20.0),
-    ]
-    assert best(trials).params.alpha == 20.0
-
-
-def test_the_grid_s_ranks_are_capped_by_the_data() -> None:
-    assert axes(SMALL, RATING, largest_rank=100) == {"rank": [2, 4], "reg_param": [0.05, 0.5]}
-    assert axes(SMALL, RANKING, largest_rank=100) == {"rank": [2, 4], "reg_param": [0.05, 0.5], "alpha": [1.0, 20.0]}
-    assert axes(SMALL, RATING, largest_rank=3)["rank"] == [2]
-    assert axes(SMALL, RATING, largest_rank=1)["rank"] == [2]  # below the grid: its smallest rank
+    assert {(t.rung, t.params.max_iter) for t in trials} == {(0, 2)}
+    assert best(trials).params.rank == 2
+    assert coordinate_sweep(params, rating_axes(SMALL, 100), judge, -math.inf) == ([], True)  # no budget, no trial
 
 
 def test_a_spent_budget_stops_the_search_and_ndcg_is_maximised() -> None:
     params = AlsParams(rank=2, reg_param=0.1, tuning=SMALL.model_copy(update={"reg_params": [0.1]}))
     values = {(2, 0.1): 0.1, (4, 0.1): 0.3}
-    trials, exhausted = tune_head(SMALL, params, RATING, 100, _judge_by(values, SMALL.rungs), -math.inf)
-    assert (trials, exhausted) == ([], True)
-    trials, exhausted = tune_head(
-        params.tuning, params, RATING, 100, _judge_by(values, SMALL.rungs, "ndcg@10"), math.inf
-    )
+    for head in (RATING, RANKING):
+        assert tune_head(params.tuning, params, head, 100, _judge_by(values, SMALL.rungs), -math.inf) == ([], True)
+    judge = _judge_by(values, SMALL.rating_rungs, "ndcg@10")
+    trials, exhausted = tune_head(params.tuning, params, RATING, 100, judge, math.inf)
     assert not exhausted
     assert [(t.rung, t.params.rank) for t in trials] == [(0, 2), (0, 4), (1, 4)]
     assert best(trials).params.rank == 4  # the higher NDCG wins; for RMSE the lower would
@@ -158,14 +139,30 @@ def test_a_cut_short_search_keeps_its_finding_but_not_its_few_iterations() -> No
     assert chosen([], params) == params.head  # nothing ran: the configured values
 
 
+def test_the_ranking_head_s_candidates_start_with_the_configured_values_and_draw_from_its_grid() -> None:
+    params = AlsParams(rank=4, reg_param=0.5, alpha=1.0, tuning=SMALL)
+    ranking = candidates(SMALL, params, largest_rank=100)
+    assert ranking[0] == HeadParams(rank=4, reg_param=0.5, max_iter=2, alpha=1.0)
+    assert len(ranking) == len(set(ranking)) == 4
+    assert {c.alpha for c in ranking} <= {1.0, 20.0}
+    assert candidates(SMALL, params, largest_rank=100) == ranking  # seeded
+    assert {c.rank for c in candidates(SMALL, params, largest_rank=3)[1:]} == {2}  # grid ranks capped
+
+
+def test_the_rating_head_s_ranks_are_capped_by_the_data() -> None:
+    assert rating_axes(SMALL, largest_rank=100) == {"rank": [2, 4], "reg_param": [0.05, 0.5]}
+    assert rating_axes(SMALL, largest_rank=3)["rank"] == [2]
+    assert rating_axes(SMALL, largest_rank=1)["rank"] == [2]  # below the grid: its smallest rank
+
+
 def test_search_tunes_each_head_on_validation_and_the_model_is_fitted_with_its_choice(spark: SparkSession) -> None:
     train = _ratings(spark)
     params = AlsParams(rank=2, reg_param=0.5, max_iter=2, alpha=1.0, seed=5, tuning=SMALL)
     found = search(train, params, blocks=2, train_ratings=train.count())
     assert found.skipped is None
     assert not found.budget_exhausted
-    # The sweep: the configured values, the other rank, the other regularisation (and the other alpha); then the
-    # best third, and for the ranking head the popularity rung.
+    # The rating head's sweep: the configured values, the other rank, the other regularisation; then the best third.
+    # The ranking head's 4 candidates, the best third, then the popularity rung.
     for head, metric, rungs in ((RATING, "rmse", [0, 0, 0, 1]), (RANKING, "ndcg@10", [0, 0, 0, 0, 1, 1, 2, 2, 2])):
         trials = [t for t in found.trials if t.head == head]
         assert [t.rung for t in trials] == rungs
