@@ -172,6 +172,7 @@ def tune_head(
 
 
 def _judge_each(start: list[HeadParams], judge: Judge, deadline: float) -> tuple[list[Trial], bool]:
+    """``start``'s trials in order, until the deadline; and whether it passed first."""
     trials: list[Trial] = []
     for candidate in start:
         if time.monotonic() > deadline:
@@ -207,12 +208,10 @@ def successive_halving(
     for iterations in rungs_of(config, head)[1:]:
         ranked = sorted(done, key=_sort_key)
         survivors = [trial.params for trial in ranked[: max(1, math.ceil(len(ranked) / config.halving))]]
-        done = []
-        for candidate in survivors:
-            if time.monotonic() > deadline:
-                return trials + done, True
-            done.append(judge(candidate.with_iterations(iterations)))
+        done, exhausted = _judge_each([survivor.with_iterations(iterations) for survivor in survivors], judge, deadline)
         trials += done
+        if exhausted:
+            return trials, True
     return trials, False
 
 
