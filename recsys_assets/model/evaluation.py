@@ -67,6 +67,14 @@ def rating_metrics_of(predictions: DataFrame, predictors: dict[str, Column]) -> 
     }
 
 
+def squared_errors(predictions: DataFrame, prediction: Column) -> np.ndarray:
+    """Each rating's squared error against ``overall``, ordered by (reviewerID, asin): two predictors' errors on the
+    same ratings line up pair by pair."""
+    error = prediction - F.col("overall")
+    rows = predictions.select((error * error).alias("squared"), "reviewerID", "asin").orderBy("reviewerID", "asin")
+    return np.array([row[0] for row in rows.select("squared").collect()], dtype=float)
+
+
 def _ideal_dcg(relevant: Column, k: int) -> Column:
     """Ideal DCG for min(relevant, k) hits, looked up from a k-long table of prefix sums."""
     prefix = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
@@ -154,24 +162,32 @@ def judge(
     """Publish only a model that beats the bias baseline on RMSE and popularity on NDCG@10.
 
     Below ``min_rating_rows`` held-out ratings or ``min_ranking_users`` evaluated reviewers
-    the comparison is noise, so the model is published with a warning instead of judged.
+    the comparison is noise, so the model is published with a warning instead of judged; the
+    comparisons it lost are still named, so an analyst sees what was not held against it.
     """
+    losses = _losses(metrics)
     if rating_rows < min_rating_rows or ranking_users < min_ranking_users:
         return GateVerdict(
             "too_small",
             [
                 f"too little held-out data to judge: {rating_rows} ratings (need {min_rating_rows}), "
-                f"{ranking_users} reviewers (need {min_ranking_users}); published without a verdict"
+                f"{ranking_users} reviewers (need {min_ranking_users}); published without a verdict",
+                *(f"{loss}, on too little data to tell" for loss in losses),
             ],
         )
-    reasons = []
+    return GateVerdict("fail", losses) if losses else GateVerdict("pass")
+
+
+def _losses(metrics: dict[str, Metrics]) -> list[str]:
+    """Each of the gate's comparisons that the model does not win."""
+    losses = []
     model_rmse, bias_rmse = metrics[MODEL]["rmse"], metrics[BIAS]["rmse"]
     if model_rmse is None or bias_rmse is None or not model_rmse < bias_rmse:
-        reasons.append(f"RMSE {model_rmse} does not beat the user+item bias baseline's {bias_rmse}")
+        losses.append(f"RMSE {model_rmse} does not beat the user+item bias baseline's {bias_rmse}")
     model_ndcg, pop_ndcg = metrics[MODEL]["ndcg@10"], metrics[POPULARITY]["ndcg@10"]
     if model_ndcg is None or pop_ndcg is None or not model_ndcg > pop_ndcg:
-        reasons.append(f"NDCG@10 {model_ndcg} does not beat popularity's {pop_ndcg}")
-    return GateVerdict("fail", reasons) if reasons else GateVerdict("pass")
+        losses.append(f"NDCG@10 {model_ndcg} does not beat popularity's {pop_ndcg}")
+    return losses
 
 
 def best_baseline(metrics: dict[str, Metrics]) -> str:

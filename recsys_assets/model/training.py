@@ -75,7 +75,15 @@ class TuningConfig(Config):
         description="The rating head's; dense below 8: a sparse category's reviewers rate too few items to pin "
         "down more factors.",
     )
-    reg_params: list[float] = Field(default=[0.01, 0.03, 0.1, 0.3, 1.0], min_length=1)
+    reg_params: list[float] = Field(
+        default=[0.01, 0.03, 0.1, 0.3, 1.0], min_length=1, description="The ranking head's."
+    )
+    rating_reg_params: list[float] = Field(
+        default=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+        min_length=1,
+        description="The rating head's. At 3 the factors add next to nothing to the biases: the simplest candidate, "
+        "which the one-standard-error rule keeps where the data cannot tell the others from it.",
+    )
     alphas: list[float] = Field(default=[1.0, 5.0, 20.0, 50.0], min_length=1, description="The implicit head's.")
     popularity_weights: list[float] = Field(
         default=[0.0, 0.03, 0.1, 0.3, 1.0],

@@ -257,11 +257,14 @@ def test_the_best_ranking_baseline_serves_and_popularity_wins_a_tie() -> None:
 
 def test_gate_warns_instead_of_judging_too_little_data() -> None:
     verdict = judge(
-        _metrics(0.9, 0.4, 0.1, 0.5), rating_rows=120, ranking_users=80, min_rating_rows=500, min_ranking_users=200
+        _metrics(0.9, 0.4, 0.6, 0.5), rating_rows=120, ranking_users=80, min_rating_rows=500, min_ranking_users=200
     )
     assert verdict.status == "too_small"
     assert verdict.publishable
     assert "120 ratings" in verdict.reasons[0]
+    # The lost comparison is named, though not held against the model.
+    lost = "RMSE 0.9 does not beat the user+item bias baseline's 0.4"
+    assert verdict.reasons[1:] == [f"{lost}, on too little data to tell"]
 
 
 def test_a_failing_sample_check_blocks_training(isolated: Pipeline) -> None:

@@ -6,7 +6,6 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -309,27 +308,43 @@ def _point(trial: Row) -> tuple[int, float, float]:
     return trial["rank"], trial["regParam"], trial["alpha"]
 
 
-def _search_order(metric: str) -> Callable[[Row], tuple[float, int, float]]:
-    """The search's order of trials: the better validation first, a tie to the smaller rank, then the stronger reg."""
-    return lambda trial: (
-        trial["validation"] if metric == "rmse" else -trial["validation"],
-        trial["rank"],
-        -trial["regParam"],
-    )
+def _in_search_order(trials: list[Row], metric: str) -> list[Row]:
+    """One rung's trials in the search's order. An NDCG: the higher first, a tie to the smaller rank, then the
+    stronger reg. An RMSE: those within one standard error of the rung's lowest first (as the table records), the
+    smaller rank then the stronger reg first; then the rest, lower first."""
+
+    def simpler(trial: Row) -> tuple[int, float]:
+        return trial["rank"], -trial["regParam"]
+
+    if metric != "rmse":
+        return sorted(trials, key=lambda t: (-t["validation"], *simpler(t)))
+    close = sorted((t for t in trials if t["standardErrorsBehind"] <= 1), key=simpler)
+    return close + sorted((t for t in trials if t["standardErrorsBehind"] > 1), key=lambda t: t["validation"])
 
 
-def _assert_a_coordinate_sweep(first: list[Row], metric: str, axes: dict[str, list[Any]]) -> None:
-    """``first`` (a head's first-rung trials) is the sweep from their first point: each axis in turn, every value
-    of it at the best point so far, none twice."""
-    swept, centre = first[:1], first[0]
+def _assert_a_coordinate_sweep(first: list[Row], axes: dict[str, list[Any]]) -> None:
+    """``first`` (a head's first-rung trials) is a sweep from their first point: each axis in turn, every value of
+    it not yet tried, at one point already judged (which point the search prefers is test_tuning's to check)."""
+    swept = first[:1]
     for axis, values in axes.items():
-        for value in values:
-            candidate = {**centre, axis: value}
-            if _point(candidate) not in {_point(t) for t in swept}:
-                assert _point(first[len(swept)]) == _point(candidate)
-                swept.append(first[len(swept)])
-        centre = min(swept, key=_search_order(metric))
+        sweeps = [_sweep_from(centre, axis, values, swept) for centre in swept]
+        following = [[_point(t) for t in first[len(swept) : len(swept) + len(points)]] for points in sweeps]
+        matching = [points for points, next_trials in zip(sweeps, following, strict=True) if points == next_trials]
+        assert matching, f"the {axis} axis was not swept from any point already judged"
+        swept += first[len(swept) : len(swept) + len(matching[0])]
     assert len(swept) == len(first)
+
+
+def _sweep_from(centre: Row, axis: str, values: list[Any], tried: list[Row]) -> list[tuple[int, float, float]]:
+    """The points a sweep of ``axis`` from ``centre`` judges: each value's, unless already ``tried``."""
+    seen = {_point(t) for t in tried}
+    points = []
+    for value in values:
+        point = _point({**centre, axis: value})
+        if point not in seen:
+            seen.add(point)
+            points.append(point)
+    return points
 
 
 def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its_choice(
@@ -355,16 +370,16 @@ def test_the_default_search_tunes_each_head_on_validation_and_the_model_uses_its
             ranks = [t["rank"] for t in first[1:] if t["regParam"] == 0.1]
             assert ranks
             assert ranks == config.rating_ranks[: len(ranks)]
-            _assert_a_coordinate_sweep(first, metric, {"rank": ranks, "regParam": config.reg_params})
+            _assert_a_coordinate_sweep(first, {"rank": ranks, "regParam": config.rating_reg_params})
         else:
             promoted = 3
             assert [t["rung"] for t in halving] == [0] * 9 + [1] * 3 + [2]  # successive halving: 9, then 3, then 1
         assert [t["maxIter"] for t in first] == [rungs_of(config, head)[0]] * len(first)
         assert halving[-1]["maxIter"] == 20
-        best_third = sorted(first, key=_search_order(metric))[:promoted]
+        best_third = _in_search_order(first, metric)[:promoted]
         assert {_point(t) for t in halving if t["rung"] == 1} == {_point(t) for t in best_third}
         last = [t for t in halving if t["rung"] == halving[-1]["rung"]]
-        final = min(last, key=_search_order(metric))
+        final = _in_search_order(last, metric)[0]
         assert (heads[head]["rank"], heads[head]["regParam"], heads[head]["maxIter"]) == (
             final["rank"],
             final["regParam"],

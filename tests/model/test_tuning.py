@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,10 @@ from recsys_assets.model.tuning import (
     candidates,
     chosen,
     coordinate_sweep,
+    ranked,
     rating_axes,
     search,
+    standard_errors_behind,
     successive_halving,
     tune_head,
 )
@@ -45,6 +48,7 @@ from recsys_assets.model.tuning import (
 SMALL = TuningConfig(
     ranks=[2, 4],
     reg_params=[0.05, 0.5],
+    rating_reg_params=[0.05, 0.5],
     alphas=[1.0, 20.0],
     dampings=[0.5, 10.0],
     rating_ranks=[2, 4],
@@ -82,12 +86,20 @@ def _ratings(spark: SparkSession, users: int = 60, items: int = 25, seed: int = 
     return clean_ratings(reviews)[0].cache()
 
 
-def _judge_by(values: dict[tuple[int, float], float], rungs: list[int], metric: str = "rmse") -> Judge:
-    """A judge with known answers, to see which candidates go on; the rung is the index of the iterations."""
+def _judge_by(values: Mapping[tuple[int, float], float | list[float]], rungs: list[int], metric: str = "rmse") -> Judge:
+    """A judge with known answers, to see which candidates go on; the rung is the index of the iterations. An RMSE
+    is given as its value (the same error on each of two ratings: the lowest wins) or as its squared errors."""
 
     def judge(candidate: HeadParams) -> Trial:
         rung = rungs.index(candidate.max_iter)
-        return Trial(RATING, rung, candidate, metric, values[(candidate.rank, candidate.reg_param)], 0.0)
+        given = values[(candidate.rank, candidate.reg_param)]
+        if isinstance(given, list):
+            errors = np.array(given)
+        else:
+            if metric != "rmse":
+                return Trial(RATING, rung, candidate, metric, given, 0.0)
+            errors = np.full(2, given**2)
+        return Trial(RATING, rung, candidate, metric, math.sqrt(errors.mean()), 0.0, errors)
 
     return judge
 
@@ -118,8 +130,47 @@ def test_the_rating_head_s_first_rung_sweeps_each_axis_at_the_best_point_so_far(
     assert coordinate_sweep(params, rating_axes(SMALL, 100), judge, -math.inf) == ([], True)  # no budget, no trial
 
 
+def test_an_rmse_within_one_standard_error_of_the_lowest_goes_to_the_simplest_model() -> None:
+    params = AlsParams(rank=4, reg_param=0.05, tuning=SMALL)
+    # Squared errors on two validation ratings. Rank 4 with regParam 0.05 is lowest (mean 0.8); the differences of
+    # rank 2's from it are 0.05 +- 0.35 and 0.1 +- 0.2 (within one standard error), regParam 0.5's 0.7 +- 0.1.
+    errors: dict[tuple[int, float], float | list[float]] = {
+        (4, 0.05): [0.6, 1.0],
+        (2, 0.05): [1.0, 0.7],
+        (2, 0.5): [0.5, 1.3],
+        (4, 0.5): [1.4, 1.6],
+    }
+    noisy = _judge_by(errors, SMALL.rating_rungs)
+    every = [noisy(HeadParams(rank=r, reg_param=g, max_iter=2, alpha=1.0)) for r, g in errors]
+    assert [standard_errors_behind(t, every[0]) for t in every] == pytest.approx([0, 1 / 7, 1 / 2, 7])
+    assert [(t.params.rank, t.params.reg_param) for t in ranked(every)] == [
+        (2, 0.5),  # the simplest within one standard error
+        (2, 0.05),
+        (4, 0.05),
+        (4, 0.5),  # beyond it: by value
+    ]
+    trials, _ = tune_head(SMALL, params, RATING, 100, noisy, math.inf)
+    assert [(t.rung, t.params.rank, t.params.reg_param) for t in trials] == [
+        (0, 4, 0.05),
+        (0, 2, 0.05),  # the sweep moves to rank 2 though rank 4 scored lower...
+        (0, 2, 0.5),  # ...and sweeps regParam there
+        (1, 2, 0.5),  # the best third goes on: the simplest within one standard error
+    ]
+    assert (best(trials).params.rank, best(trials).params.reg_param) == (2, 0.5)
+    # The same means, each the same on every rating: the differences are certain, and the lowest wins.
+    exact = _judge_by({key: math.sqrt(np.mean(e)) for key, e in errors.items()}, SMALL.rating_rungs)
+    assert best(tune_head(SMALL, params, RATING, 100, exact, math.inf)[0]).params.rank == 4
+    # An NDCG is ordered by value alone.
+    ndcg = [Trial(RANKING, 0, t.params, "ndcg@10", t.value, 0.0) for t in every]
+    assert [(t.params.rank, t.params.reg_param) for t in ranked(ndcg)] == [(4, 0.5), (2, 0.5), (2, 0.05), (4, 0.05)]
+    with pytest.raises(ValueError, match="different validation ratings"):
+        standard_errors_behind(every[0], Trial(RATING, 0, every[0].params, "rmse", 0.9, 0.0, np.zeros(3)))
+
+
 def test_a_spent_budget_stops_the_search_and_ndcg_is_maximised() -> None:
-    params = AlsParams(rank=2, reg_param=0.1, tuning=SMALL.model_copy(update={"reg_params": [0.1]}))
+    params = AlsParams(
+        rank=2, reg_param=0.1, tuning=SMALL.model_copy(update={"reg_params": [0.1], "rating_reg_params": [0.1]})
+    )
     values = {(2, 0.1): 0.1, (4, 0.1): 0.3}
     for head in (RATING, RANKING):
         assert tune_head(params.tuning, params, head, 100, _judge_by(values, SMALL.rungs), -math.inf) == ([], True)
@@ -151,6 +202,7 @@ def test_the_ranking_head_s_candidates_start_with_the_configured_values_and_draw
 
 def test_the_rating_head_s_ranks_are_capped_by_the_data() -> None:
     assert rating_axes(SMALL, largest_rank=100) == {"rank": [2, 4], "reg_param": [0.05, 0.5]}
+    assert rating_axes(SMALL.model_copy(update={"rating_reg_params": [3.0]}), 100)["reg_param"] == [3.0]  # its own
     assert rating_axes(SMALL, largest_rank=3)["rank"] == [2]
     assert rating_axes(SMALL, largest_rank=1)["rank"] == [2]  # below the grid: its smallest rank
 

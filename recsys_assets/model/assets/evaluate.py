@@ -44,8 +44,9 @@ def _metrics_table(metrics: dict[str, ev.Metrics]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.EVALUATE),
-    code_version="5",  # 2: every rating counts, cold pairs by the biases; 3: the report; 4: bias baseline on scale;
-    # 5: the bias baseline is the biases of the ratings alone, not the rating head's refitted ones
+    code_version="6",  # 2: every rating counts, cold pairs by the biases; 3: the report; 4: bias baseline on scale;
+    # 5: the bias baseline is the biases of the ratings alone, not the rating head's refitted ones;
+    # 6: a too_small gate names the comparisons the model lost
 )
 @spark_step
 def model_evaluation(

@@ -59,9 +59,10 @@ def _heads_table(heads: dict[str, HeadParams]) -> TableMetadataValue:
     io_manager_key=HANDLES,
     owners=OWNERS,
     tags=stage_tags(Stage.TRAIN),
-    code_version="7",  # 2: a search per head, positive-only implicit head; 3: the rating scale; 4: tuned biases;
+    code_version="8",  # 2: a search per head, positive-only implicit head; 3: the rating scale; 4: tuned biases;
     # 5: biases refitted on the rating head's residual (bias_rounds), the bias baseline's saved beside;
-    # 6: the ranking head's popularity prior, and the items' positive signals saved; 7: the coordinate sweep
+    # 6: the ranking head's popularity prior, and the items' positive signals saved; 7: the coordinate sweep;
+    # 8: the rating head's one-standard-error rule, and its own regParam grid (to 3)
 )
 @spark_step
 def als_model(
@@ -129,6 +130,7 @@ def als_model(
                 "maxIter": "int",
                 "metric": "string",
                 "validation": "float",
+                "standardErrorsBehind": "float",
                 "seconds": "float",
             },
             table_rows(chosen.trials),
