@@ -309,12 +309,12 @@ def _point(trial: Row) -> tuple[int, float, float]:
 
 
 def _in_search_order(trials: list[Row], metric: str) -> list[Row]:
-    """One rung's trials in the search's order. An NDCG: the higher first, a tie to the smaller rank, then the
-    stronger reg. An RMSE: those within one standard error of the rung's lowest first (as the table records), the
-    smaller rank then the stronger reg first; then the rest, lower first."""
+    """One rung's trials in the search's order. An NDCG: the higher first, a tie to the stronger reg, then the
+    smaller rank. An RMSE: those within one standard error of the rung's lowest first (as the table records), the
+    stronger reg then the smaller rank first; then the rest, lower first."""
 
-    def simpler(trial: Row) -> tuple[int, float]:
-        return trial["rank"], -trial["regParam"]
+    def simpler(trial: Row) -> tuple[float, int]:
+        return -trial["regParam"], trial["rank"]
 
     if metric != "rmse":
         return sorted(trials, key=lambda t: (-t["validation"], *simpler(t)))

@@ -132,37 +132,37 @@ def test_the_rating_head_s_first_rung_sweeps_each_axis_at_the_best_point_so_far(
 
 def test_an_rmse_within_one_standard_error_of_the_lowest_goes_to_the_simplest_model() -> None:
     params = AlsParams(rank=4, reg_param=0.05, tuning=SMALL)
-    # Squared errors on two validation ratings. Rank 4 with regParam 0.05 is lowest (mean 0.8); the differences of
-    # rank 2's from it are 0.05 +- 0.35 and 0.1 +- 0.2 (within one standard error), regParam 0.5's 0.7 +- 0.1.
+    # Squared errors on two validation ratings. Rank 4 with regParam 0.05 is lowest (mean 0.8); the differences from
+    # it are 0.05 +- 0.35 (rank 2), 0.1 +- 0.2 (regParam 0.5): within one standard error; and 0.7 +- 0.1.
     errors: dict[tuple[int, float], float | list[float]] = {
         (4, 0.05): [0.6, 1.0],
         (2, 0.05): [1.0, 0.7],
-        (2, 0.5): [0.5, 1.3],
-        (4, 0.5): [1.4, 1.6],
+        (4, 0.5): [0.5, 1.3],
+        (2, 0.5): [1.4, 1.6],
     }
     noisy = _judge_by(errors, SMALL.rating_rungs)
     every = [noisy(HeadParams(rank=r, reg_param=g, max_iter=2, alpha=1.0)) for r, g in errors]
     assert [standard_errors_behind(t, every[0]) for t in every] == pytest.approx([0, 1 / 7, 1 / 2, 7])
     assert [(t.params.rank, t.params.reg_param) for t in ranked(every)] == [
-        (2, 0.5),  # the simplest within one standard error
+        (4, 0.5),  # the simplest within one standard error: the strongest regularisation, then the smallest rank
         (2, 0.05),
         (4, 0.05),
-        (4, 0.5),  # beyond it: by value
+        (2, 0.5),  # beyond it: by value
     ]
     trials, _ = tune_head(SMALL, params, RATING, 100, noisy, math.inf)
     assert [(t.rung, t.params.rank, t.params.reg_param) for t in trials] == [
         (0, 4, 0.05),
         (0, 2, 0.05),  # the sweep moves to rank 2 though rank 4 scored lower...
         (0, 2, 0.5),  # ...and sweeps regParam there
-        (1, 2, 0.5),  # the best third goes on: the simplest within one standard error
+        (1, 2, 0.05),  # the best third goes on: the simplest within one standard error
     ]
-    assert (best(trials).params.rank, best(trials).params.reg_param) == (2, 0.5)
+    assert (best(trials).params.rank, best(trials).params.reg_param) == (2, 0.05)
     # The same means, each the same on every rating: the differences are certain, and the lowest wins.
     exact = _judge_by({key: math.sqrt(np.mean(e)) for key, e in errors.items()}, SMALL.rating_rungs)
     assert best(tune_head(SMALL, params, RATING, 100, exact, math.inf)[0]).params.rank == 4
     # An NDCG is ordered by value alone.
     ndcg = [Trial(RANKING, 0, t.params, "ndcg@10", t.value, 0.0) for t in every]
-    assert [(t.params.rank, t.params.reg_param) for t in ranked(ndcg)] == [(4, 0.5), (2, 0.5), (2, 0.05), (4, 0.05)]
+    assert [(t.params.rank, t.params.reg_param) for t in ranked(ndcg)] == [(2, 0.5), (4, 0.5), (2, 0.05), (4, 0.05)]
     with pytest.raises(ValueError, match="different validation ratings"):
         standard_errors_behind(every[0], Trial(RATING, 0, every[0].params, "rmse", 0.9, 0.0, np.zeros(3)))
 
