@@ -49,10 +49,6 @@ RANKING_METRICS = ("precision", "recall", "ndcg", "map")
 Metrics = dict[str, float | None]
 
 
-def rating_metrics(predictions: DataFrame, prediction: Column) -> Metrics:
-    return rating_metrics_of(predictions, {"": prediction})[""]
-
-
 def rating_metrics_of(predictions: DataFrame, predictors: dict[str, Column]) -> dict[str, Metrics]:
     """RMSE and MAE of each named predictor against ``overall``, all in one pass over ``predictions``."""
     aggregates: list[Column] = []

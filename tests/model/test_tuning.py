@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys_assets.model.biases import BASELINE, fit_biases
-from recsys_assets.model.evaluation import rating_metrics
+from recsys_assets.model.evaluation import rating_metrics_of
 from recsys_assets.model.features import clean_ratings
 from recsys_assets.model.training import (
     COLD,
@@ -316,7 +316,7 @@ def test_refitting_the_biases_on_the_factors_residual_fits_the_training_ratings_
     for rounds in (1, 3):
         params = AlsParams(rank=3, reg_param=0.1, max_iter=10, implicit_prefs=False, bias_rounds=rounds)
         model = fit_model(train, params, Heads.untuned(params), params.damping, "v", blocks=2)
-        rmse[rounds] = rating_metrics(model.predict_ratings(train), F.col(PREDICTION))["rmse"]
+        rmse[rounds] = rating_metrics_of(model.predict_ratings(train), {"model": F.col(PREDICTION)})["model"]["rmse"]
         if rounds > 1:
             assert model.biases is not model.baseline
             alone = _biases(model.baseline.users)
